@@ -1,0 +1,384 @@
+//! Every message of the protocol, in the order the crate docs describe them.
+//!
+//! Paths on the wire are strings in the user's view of their home: `/` is
+//! the home directory, `/a/b` a path inside it. The server normalizes and
+//! confines every path it receives; nothing here is trusted.
+
+use serde::{Deserialize, Serialize};
+
+/// A BLAKE3 hash as it travels on the wire.
+pub type HashBytes = [u8; 32];
+
+/// The first frame the client sends on the control stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientHello {
+    /// The client's protocol version, [`crate::PROTOCOL_VERSION`].
+    pub version: u32,
+    /// A free-form client name and version, for the server's logs.
+    pub client: String,
+}
+
+/// The server's answer to [`ClientHello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerHello {
+    /// The server's protocol version.
+    pub version: u32,
+    /// A free-form server name and version.
+    pub server: String,
+    /// The largest control frame payload the server accepts.
+    pub max_frame: u32,
+}
+
+/// A request on the control stream, tagged with the client's request id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientFrame {
+    /// Chosen by the client; answers carry the same id.
+    pub id: u64,
+    /// What the client asks for.
+    pub request: Request,
+}
+
+/// An answer on the control stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerFrame {
+    /// The id of the request this answers.
+    pub id: u64,
+    /// The answer.
+    pub response: Response,
+}
+
+/// A point in time, as seconds and nanoseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+pub struct Timestamp {
+    /// Whole seconds since 1970-01-01T00:00:00Z (negative before it).
+    pub secs: i64,
+    /// Nanoseconds within the second, below 1,000,000,000.
+    pub nanos: u32,
+}
+
+/// Where a download may continue: the client's partial file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumePoint {
+    /// The length of the client's partial file.
+    pub offset: u64,
+    /// The BLAKE3 hash of those `offset` bytes.
+    pub prefix_hash: HashBytes,
+}
+
+/// Everything a client can ask.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Request {
+    /// Log in with a password; answered by [`Response::LoggedIn`].
+    Login {
+        /// The user name.
+        user: String,
+        /// The password, only ever sent inside TLS.
+        password: String,
+    },
+    /// Authenticate with a session token from an earlier login.
+    Authenticate {
+        /// The token from [`Response::LoggedIn`].
+        token: String,
+    },
+    /// Revoke the session this connection authenticated with.
+    Logout,
+    /// Who is logged in, and their quota.
+    WhoAmI,
+    /// Metadata of one path, following symlinks that stay in the home.
+    Stat {
+        /// The path to inspect.
+        path: String,
+    },
+    /// The entries of a directory; answered by one or more
+    /// [`Response::Listing`] chunks.
+    List {
+        /// The directory to list.
+        path: String,
+    },
+    /// Every entry below a directory, recursively, answered by
+    /// [`Response::Tree`] chunks. Symlinks are reported, not followed.
+    Walk {
+        /// The directory to walk.
+        path: String,
+        /// Include the BLAKE3 of every regular file.
+        hashes: bool,
+    },
+    /// Create a directory.
+    Mkdir {
+        /// The directory to create.
+        path: String,
+        /// Create missing parents too, and accept an existing directory.
+        parents: bool,
+    },
+    /// Remove a file, an empty directory or, with `recursive`, a tree.
+    Remove {
+        /// What to remove.
+        path: String,
+        /// Remove directories with their contents.
+        recursive: bool,
+    },
+    /// Rename or move an entry within the home.
+    Rename {
+        /// The existing path.
+        from: String,
+        /// The new path; an existing directory receives `from` inside it.
+        to: String,
+    },
+    /// Quota use of the logged-in user.
+    DiskUsage,
+    /// Open an upload; see the crate docs for the sequence.
+    PutOpen {
+        /// Chosen by the client, unique within the connection.
+        transfer_id: u64,
+        /// The final path of the file.
+        path: String,
+        /// The exact size of the whole file.
+        size: u64,
+        /// The modification time to give the stored file.
+        mtime: Timestamp,
+        /// Offer to continue from an existing partial file.
+        resume: bool,
+    },
+    /// Finish an upload whose data stream is complete.
+    PutCommit {
+        /// The transfer to finish.
+        transfer_id: u64,
+        /// BLAKE3 of the whole file as the client read it.
+        hash: HashBytes,
+    },
+    /// Abandon an upload; its partial file stays for a later resume.
+    PutAbort {
+        /// The transfer to abandon.
+        transfer_id: u64,
+    },
+    /// Open a download; see the crate docs for the sequence.
+    GetOpen {
+        /// Chosen by the client, unique within the connection.
+        transfer_id: u64,
+        /// The file to download.
+        path: String,
+        /// The client's partial file, if it has one.
+        resume: Option<ResumePoint>,
+    },
+}
+
+impl Request {
+    /// A short name of the request kind, for logs (never its arguments).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::Login { .. } => "login",
+            Request::Authenticate { .. } => "authenticate",
+            Request::Logout => "logout",
+            Request::WhoAmI => "whoami",
+            Request::Stat { .. } => "stat",
+            Request::List { .. } => "list",
+            Request::Walk { .. } => "walk",
+            Request::Mkdir { .. } => "mkdir",
+            Request::Remove { .. } => "remove",
+            Request::Rename { .. } => "rename",
+            Request::DiskUsage => "df",
+            Request::PutOpen { .. } => "put-open",
+            Request::PutCommit { .. } => "put-commit",
+            Request::PutAbort { .. } => "put-abort",
+            Request::GetOpen { .. } => "get-open",
+        }
+    }
+}
+
+/// The kind of a directory entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Directory,
+    /// A symbolic link (reported by listings; never followed out of a home).
+    Symlink,
+    /// Anything else: sockets, devices, fifos.
+    Other,
+}
+
+/// Metadata of one entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryInfo {
+    /// The entry's name, or for [`Request::Walk`] its path relative to the
+    /// walked directory, with `/` separators.
+    pub name: String,
+    /// What it is.
+    pub kind: EntryKind,
+    /// Size in bytes (0 for directories).
+    pub size: u64,
+    /// Last modification.
+    pub mtime: Timestamp,
+    /// Unix permission bits.
+    pub mode: u32,
+    /// BLAKE3 of a regular file's content, when asked for.
+    pub hash: Option<HashBytes>,
+    /// A symlink's target as stored, when the entry is a symlink.
+    pub link_target: Option<String>,
+}
+
+/// Quota figures of one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Bytes stored, partial files included.
+    pub used: u64,
+    /// Bytes promised to uploads in flight.
+    pub reserved: u64,
+    /// The quota, or `None` when unlimited.
+    pub quota: Option<u64>,
+}
+
+impl Usage {
+    /// Bytes still free for new uploads, or `None` when unlimited.
+    pub fn free(&self) -> Option<u64> {
+        self.quota
+            .map(|quota| quota.saturating_sub(self.used.saturating_add(self.reserved)))
+    }
+}
+
+/// Everything the server answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Response {
+    /// The request succeeded and has nothing to report.
+    Ok,
+    /// The request failed.
+    Error(ErrorReply),
+    /// A login succeeded.
+    LoggedIn {
+        /// The user name.
+        user: String,
+        /// The session token: present it with [`Request::Authenticate`].
+        token: String,
+        /// When the session expires.
+        expires: Timestamp,
+    },
+    /// A session token was accepted.
+    Authenticated {
+        /// The user the session belongs to.
+        user: String,
+    },
+    /// The answer to [`Request::WhoAmI`].
+    Identity {
+        /// The user name.
+        user: String,
+        /// Their quota use.
+        usage: Usage,
+    },
+    /// The answer to [`Request::Stat`].
+    Entry(EntryInfo),
+    /// One chunk of a directory listing.
+    Listing {
+        /// Entries in this chunk.
+        entries: Vec<EntryInfo>,
+        /// Whether this is the last chunk.
+        done: bool,
+    },
+    /// One chunk of a recursive walk (entries carry relative paths).
+    Tree {
+        /// Entries in this chunk.
+        entries: Vec<EntryInfo>,
+        /// Whether this is the last chunk.
+        done: bool,
+    },
+    /// The answer to [`Request::DiskUsage`].
+    DiskUsage(Usage),
+    /// An upload is open: send data from `offset`.
+    PutReady {
+        /// Length of the partial file the server holds (0 when none).
+        offset: u64,
+        /// BLAKE3 of those `offset` bytes, when `offset` is not 0.
+        prefix_hash: Option<HashBytes>,
+    },
+    /// An upload is stored under its final name.
+    PutDone {
+        /// Bytes that travelled in this transfer.
+        bytes_received: u64,
+        /// Bytes that were already there from an earlier attempt.
+        resumed: u64,
+    },
+    /// A download is open: its data stream starts at `offset`.
+    GetReady {
+        /// The whole file's size.
+        size: u64,
+        /// The file's modification time.
+        mtime: Timestamp,
+        /// Where the data stream starts (the resume offset, or 0).
+        offset: u64,
+    },
+    /// A download's data stream is complete.
+    GetDone {
+        /// BLAKE3 of the whole file as the server read it.
+        hash: HashBytes,
+    },
+}
+
+/// A failed request: a stable kind plus a human-readable message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    /// What went wrong, for programs.
+    pub kind: ErrorKind,
+    /// What went wrong, for people: one line, no secrets.
+    pub message: String,
+}
+
+/// The classes of failure a client may want to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The path does not exist.
+    NotFound,
+    /// A directory was expected.
+    NotADirectory,
+    /// A file was expected.
+    IsADirectory,
+    /// The target exists already.
+    AlreadyExists,
+    /// A directory to remove is not empty.
+    DirectoryNotEmpty,
+    /// The path leads outside the user's home.
+    OutsideHome,
+    /// The path is not acceptable (empty name, NUL, reserved name).
+    InvalidPath,
+    /// The operation is not permitted.
+    PermissionDenied,
+    /// The upload does not fit in the quota.
+    QuotaExceeded {
+        /// Bytes the upload needs.
+        needed: u64,
+        /// Bytes still free.
+        free: u64,
+    },
+    /// Login failed: wrong user name or password (never says which).
+    AuthenticationFailed,
+    /// Too many failed logins from this address; try again later.
+    TooManyAttempts {
+        /// Seconds until logins are accepted again.
+        retry_after_secs: u64,
+    },
+    /// The session token is unknown, revoked or expired.
+    SessionExpired,
+    /// The request needs a logged-in connection.
+    NotAuthenticated,
+    /// The data did not match its declared hash or size.
+    IntegrityMismatch,
+    /// Another transfer is writing this path right now.
+    Busy,
+    /// A configured limit was reached.
+    LimitReached,
+    /// The peer broke the protocol.
+    Protocol,
+    /// The server failed; the message says how.
+    Internal,
+}
+
+/// The frame that starts every data stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataHeader {
+    /// The transfer this stream carries, as chosen in the open request.
+    pub transfer_id: u64,
+    /// The file offset of the first byte after this header.
+    pub offset: u64,
+}

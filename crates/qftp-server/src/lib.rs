@@ -1,0 +1,26 @@
+//! The qftp server: users with jailed homes and quotas, serving logins,
+//! navigation and file transfers over QUIC.
+//!
+//! The binary `qftp-server` is a thin layer over this library: [`cli`] parses
+//! the command line, [`server::serve`] runs the listener.
+//!
+//! Code map:
+//! * [`config`]: the server root's layout and `config.toml`.
+//! * [`certs`]: the self-signed development certificate.
+//! * [`userdb`]: the SQLite user store (password hashes, quotas, sessions).
+//! * [`auth`]: password hashing, session tokens and login throttling.
+//! * [`jail`]: every file-system operation, confined to one home.
+//! * [`quota`]: reservations that keep parallel uploads inside a quota.
+//! * [`server`], [`connection`], [`transfer`]: the QUIC side.
+
+pub mod auth;
+pub mod certs;
+pub mod cli;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod jail;
+pub mod quota;
+pub mod server;
+pub mod transfer;
+pub mod userdb;

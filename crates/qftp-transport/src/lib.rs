@@ -1,0 +1,21 @@
+//! QUIC glue that the qftp client and server share.
+//!
+//! * [`framed`]: reading and writing [`qftp_proto::frame`]s on quinn streams,
+//!   with the size limit checked before the payload is read.
+//! * [`fingerprint`]: the SHA-256 fingerprint by which a client pins a
+//!   server certificate.
+//! * [`tuning`]: the QUIC transport settings both sides use.
+//!
+//! This crate holds no protocol logic (that is `qftp-proto`) and no policy
+//! (users, files, trust decisions belong to the server and client crates).
+
+pub mod fingerprint;
+pub mod framed;
+pub mod tuning;
+
+pub use fingerprint::Fingerprint;
+
+/// The rustls crypto provider qftp uses on both sides.
+pub fn crypto_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
+}

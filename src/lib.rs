@@ -1,0 +1,1 @@
+//! End-to-end tests and examples for qftp live in `tests/` and `examples/`.
