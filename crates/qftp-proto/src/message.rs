@@ -56,6 +56,54 @@ pub struct Timestamp {
     pub nanos: u32,
 }
 
+impl From<std::time::SystemTime> for Timestamp {
+    fn from(time: std::time::SystemTime) -> Self {
+        match time.duration_since(std::time::UNIX_EPOCH) {
+            Ok(after) => Self {
+                secs: i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+                nanos: after.subsec_nanos(),
+            },
+            Err(before) => {
+                let before = before.duration();
+                let secs = i64::try_from(before.as_secs()).unwrap_or(i64::MAX);
+                if before.subsec_nanos() == 0 {
+                    Self { secs: -secs, nanos: 0 }
+                } else {
+                    Self {
+                        secs: -secs - 1,
+                        nanos: 1_000_000_000 - before.subsec_nanos(),
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Timestamp {
+    /// The current time.
+    pub fn now() -> Self {
+        std::time::SystemTime::now().into()
+    }
+
+    /// Converts back to a [`std::time::SystemTime`], or `None` when the
+    /// value is out of range (including `nanos` of a second or more).
+    pub fn to_system_time(self) -> Option<std::time::SystemTime> {
+        if self.nanos >= 1_000_000_000 {
+            return None;
+        }
+        let nanos = std::time::Duration::from_nanos(u64::from(self.nanos));
+        if self.secs >= 0 {
+            std::time::UNIX_EPOCH
+                .checked_add(std::time::Duration::from_secs(self.secs as u64))?
+                .checked_add(nanos)
+        } else {
+            std::time::UNIX_EPOCH
+                .checked_sub(std::time::Duration::from_secs(self.secs.unsigned_abs()))?
+                .checked_add(nanos)
+        }
+    }
+}
+
 /// Where a download may continue: the client's partial file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResumePoint {
@@ -381,4 +429,25 @@ pub struct DataHeader {
     pub transfer_id: u64,
     /// The file offset of the first byte after this header.
     pub offset: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn timestamps_round_trip_through_system_time() {
+        for time in [
+            UNIX_EPOCH,
+            UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789),
+            UNIX_EPOCH - Duration::new(5, 250_000_000),
+            UNIX_EPOCH - Duration::from_secs(86_400),
+        ] {
+            let stamp = Timestamp::from(time);
+            assert!(stamp.nanos < 1_000_000_000);
+            assert_eq!(stamp.to_system_time(), Some(time));
+        }
+        assert_eq!(Timestamp { secs: 0, nanos: 2_000_000_000 }.to_system_time(), None);
+    }
 }
