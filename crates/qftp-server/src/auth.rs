@@ -1,1 +1,644 @@
-//! (in progress)
+//! Passwords, session tokens and login throttling.
+//!
+//! Passwords are stored as argon2id PHC strings. A session token is 32
+//! random bytes written as 64 hex digits; the database keeps only its
+//! SHA-256, so a leaked database does not leak usable tokens. [`LoginGuard`]
+//! stands in front of every password login: it refuses addresses that failed
+//! too often, delays replies after failures, limits how many argon2 hashes
+//! run at once, and makes an unknown user cost the same as a wrong password.
+//!
+//! This module neither stores anything (that is [`crate::userdb`]) nor
+//! speaks the protocol (that is [`crate::connection`]). Nothing here logs a
+//! password or a token.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::config::LoginLimits;
+use crate::userdb::{UserDb, UserRecord, validate_user_name};
+
+/// The most addresses, users and blocked addresses remembered each.
+const MAX_TRACKED: usize = 100_000;
+
+/// The most failure times remembered per address or user; beyond this the
+/// delay is at its cap anyway.
+const MAX_FAILURES_REMEMBERED: usize = 64;
+
+/// Salt length in bytes (the argon2 recommendation).
+const SALT_BYTES: usize = 16;
+
+/// A password could not be hashed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The operating system gave no random bytes.
+    #[error("cannot get random bytes: {0}")]
+    Random(getrandom::Error),
+    /// argon2 refused to hash.
+    #[error("cannot hash password: {0}")]
+    Hash(argon2::password_hash::Error),
+}
+
+/// Why a password login was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoginError {
+    /// Unknown user or wrong password (deliberately not told apart).
+    #[error("login failed: unknown user or wrong password")]
+    Failed,
+    /// The address failed too often and must wait.
+    #[error("too many failed logins from this address; try again in {} s", retry_after.as_secs().max(1))]
+    Blocked {
+        /// How long until the address is accepted again.
+        retry_after: Duration,
+    },
+    /// The server could not check the login.
+    #[error("internal error during login: {0}")]
+    Internal(String),
+}
+
+/// Hashes `password` with argon2id (default parameters) and a random salt,
+/// as a PHC string.
+pub fn hash_password(password: &str) -> Result<String, AuthError> {
+    let mut salt = [0u8; SALT_BYTES];
+    getrandom::fill(&mut salt).map_err(AuthError::Random)?;
+    let salt = SaltString::encode_b64(&salt).map_err(AuthError::Hash)?;
+    let hash = Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(AuthError::Hash)?;
+    Ok(hash.to_string())
+}
+
+/// Whether `password` matches `password_hash`; false for a malformed hash.
+pub fn verify_password(password_hash: &str, password: &str) -> bool {
+    match PasswordHash::new(password_hash) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A new session token: 64 hex digits for the client, and the SHA-256 of
+/// that text for the database.
+///
+/// # Panics
+///
+/// If the operating system's random number generator fails, which leaves
+/// no safe way to make a token.
+pub fn new_session_token() -> (String, [u8; 32]) {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random number generator failed");
+    let token = hex::encode(bytes);
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+/// The SHA-256 of a token's text, as the database stores it.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// A fixed argon2id hash (default parameters) that no password matches in
+/// practice, verified against for unknown users so that they cost as much
+/// as known ones. Computed once, on first use.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let salt = SaltString::from_b64("cWZ0cC11bmtub3duLXVzZXI")
+            .expect("the fixed salt is valid base64");
+        Argon2::default()
+            .hash_password(b"qftp: no such user", &salt)
+            .expect("argon2 with default parameters and a valid salt cannot fail")
+            .to_string()
+    })
+}
+
+/// The reply delay after `failures` recent failures: `base * 2^(failures-1)`,
+/// capped at `max`; nothing for no failures.
+fn failure_delay(limits: &LoginLimits, failures: u32) -> Duration {
+    if failures == 0 {
+        return Duration::ZERO;
+    }
+    let factor = 1u64.checked_shl(failures - 1).unwrap_or(u64::MAX);
+    let delay = limits
+        .base_delay_ms
+        .saturating_mul(factor)
+        .min(limits.max_delay_ms);
+    Duration::from_millis(delay)
+}
+
+/// Recent failure times per key, bounded in entries and in times per entry.
+#[derive(Debug)]
+struct FailureLog<K> {
+    entries: HashMap<K, VecDeque<Instant>>,
+    capacity: usize,
+}
+
+impl<K: Hash + Eq + Clone> FailureLog<K> {
+    fn new(capacity: usize) -> Self {
+        Self {
+            entries: HashMap::new(),
+            capacity,
+        }
+    }
+
+    /// Records a failure for `key` at `now` and returns how many failures
+    /// it has within `window` (this one included).
+    fn record(&mut self, key: &K, now: Instant, window: Duration) -> u32 {
+        if !self.entries.contains_key(key) {
+            self.make_room(now, window);
+        }
+        let times = self.entries.entry(key.clone()).or_default();
+        forget_older(times, now, window);
+        if times.len() == MAX_FAILURES_REMEMBERED {
+            times.pop_front();
+        }
+        times.push_back(now);
+        u32::try_from(times.len()).unwrap_or(u32::MAX)
+    }
+
+    fn clear(&mut self, key: &K) {
+        self.entries.remove(key);
+    }
+
+    /// Makes room for one more key: first drops keys with no failure within
+    /// the window, then, if still full, the key whose last failure is oldest.
+    fn make_room(&mut self, now: Instant, window: Duration) {
+        if self.entries.len() < self.capacity {
+            return;
+        }
+        self.entries.retain(|_, times| {
+            forget_older(times, now, window);
+            !times.is_empty()
+        });
+        while self.entries.len() >= self.capacity.max(1) {
+            let oldest = self
+                .entries
+                .iter()
+                .min_by_key(|(_, times)| times.back().copied())
+                .map(|(key, _)| key.clone());
+            match oldest {
+                Some(key) => self.entries.remove(&key),
+                None => break,
+            };
+        }
+    }
+}
+
+fn forget_older(times: &mut VecDeque<Instant>, now: Instant, window: Duration) {
+    while times
+        .front()
+        .is_some_and(|time| now.saturating_duration_since(*time) >= window)
+    {
+        times.pop_front();
+    }
+}
+
+/// Addresses refused until some instant, bounded in entries.
+#[derive(Debug)]
+struct Blocklist {
+    until: HashMap<IpAddr, Instant>,
+    capacity: usize,
+}
+
+impl Blocklist {
+    fn new(capacity: usize) -> Self {
+        Self {
+            until: HashMap::new(),
+            capacity,
+        }
+    }
+
+    fn block(&mut self, address: IpAddr, until: Instant, now: Instant) {
+        if !self.until.contains_key(&address) && self.until.len() >= self.capacity {
+            self.until.retain(|_, end| *end > now);
+            if self.until.len() >= self.capacity {
+                let soonest = self
+                    .until
+                    .iter()
+                    .min_by_key(|(_, end)| **end)
+                    .map(|(key, _)| *key);
+                if let Some(key) = soonest {
+                    self.until.remove(&key);
+                }
+            }
+        }
+        self.until.insert(address, until);
+    }
+
+    /// How long `address` remains refused, forgetting it once it is not.
+    fn remaining(&mut self, address: IpAddr, now: Instant) -> Option<Duration> {
+        let until = *self.until.get(&address)?;
+        if until > now {
+            Some(until - now)
+        } else {
+            self.until.remove(&address);
+            None
+        }
+    }
+}
+
+/// The failure bookkeeping, behind one lock.
+#[derive(Debug)]
+struct Records {
+    by_address: FailureLog<IpAddr>,
+    by_user: FailureLog<String>,
+    blocked: Blocklist,
+}
+
+/// Throttles password logins; one per server, shared by all connections.
+#[derive(Debug)]
+pub struct LoginGuard {
+    limits: LoginLimits,
+    hashing: Arc<Semaphore>,
+    records: Mutex<Records>,
+}
+
+impl LoginGuard {
+    /// A guard enforcing `limits`.
+    pub fn new(limits: LoginLimits) -> Self {
+        Self {
+            hashing: Arc::new(Semaphore::new(limits.hashing_concurrency)),
+            limits,
+            records: Mutex::new(Records {
+                by_address: FailureLog::new(MAX_TRACKED),
+                by_user: FailureLog::new(MAX_TRACKED),
+                blocked: Blocklist::new(MAX_TRACKED),
+            }),
+        }
+    }
+
+    /// A password login attempt by `user` from `address`.
+    ///
+    /// A blocked address is refused at once, before the password or the
+    /// database is looked at. Otherwise the password is verified with
+    /// argon2 on a blocking thread, at most `hashing_concurrency` at a time,
+    /// against a dummy hash when the user is unknown so that both cases cost
+    /// the same. A failure is recorded for the address and the user, the
+    /// reply is delayed, and [`LoginError::Failed`] is returned whatever the
+    /// reason; the address is blocked once it reaches `max_failures` within
+    /// the window. A success clears both failure counts.
+    pub async fn login(
+        &self,
+        db: &UserDb,
+        address: IpAddr,
+        user: &str,
+        password: &str,
+    ) -> Result<UserRecord, LoginError> {
+        if let Some(retry_after) = self.blocked_for(address) {
+            return Err(LoginError::Blocked { retry_after });
+        }
+        let record = db
+            .user(user)
+            .map_err(|error| LoginError::Internal(error.to_string()))?;
+        let hash = record.as_ref().map(|record| record.password_hash.clone());
+        let matches = self.verify(hash, password).await?;
+        match record {
+            Some(record) if matches => {
+                self.clear_failures(address, user);
+                Ok(record)
+            }
+            _ => {
+                let delay = self.record_failure(address, user);
+                tokio::time::sleep(delay).await;
+                Err(LoginError::Failed)
+            }
+        }
+    }
+
+    /// Whether `address` is currently blocked, and for how long.
+    pub fn blocked_for(&self, address: IpAddr) -> Option<Duration> {
+        self.lock().blocked.remaining(address, Instant::now())
+    }
+
+    /// Verifies `password` against `hash` (the dummy when `None`) on a
+    /// blocking thread, holding one hashing permit.
+    async fn verify(&self, hash: Option<String>, password: &str) -> Result<bool, LoginError> {
+        let permit = Arc::clone(&self.hashing)
+            .acquire_owned()
+            .await
+            .map_err(|error| LoginError::Internal(error.to_string()))?;
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            match &hash {
+                Some(hash) => verify_password(hash, &password),
+                None => verify_password(dummy_hash(), &password),
+            }
+        })
+        .await
+        .map_err(|error| LoginError::Internal(format!("password check failed: {error}")))
+    }
+
+    /// Records a failure for `address` and `user`, blocks the address if it
+    /// reached the limit, and returns how long to delay the reply.
+    fn record_failure(&self, address: IpAddr, user: &str) -> Duration {
+        let now = Instant::now();
+        let window = Duration::from_secs(self.limits.window_secs);
+        let mut records = self.lock();
+        let address_failures = records.by_address.record(&address, now, window);
+        // Only names that could exist are remembered, so that a client
+        // cannot fill memory with long made-up names.
+        let user_failures = match validate_user_name(user) {
+            Ok(()) => records.by_user.record(&user.to_owned(), now, window),
+            Err(_) => 0,
+        };
+        if address_failures >= self.limits.max_failures {
+            let until = now + Duration::from_secs(self.limits.block_secs);
+            records.blocked.block(address, until, now);
+            tracing::warn!(%address, failures = address_failures, "address blocked after failed logins");
+        }
+        failure_delay(&self.limits, address_failures.max(user_failures))
+    }
+
+    fn clear_failures(&self, address: IpAddr, user: &str) {
+        let mut records = self.lock();
+        records.by_address.clear(&address);
+        records.by_user.clear(&user.to_owned());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    const ADDRESS: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    const OTHER_ADDRESS: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+    const TIMEOUT: Duration = Duration::from_secs(30);
+
+    fn test_limits() -> LoginLimits {
+        LoginLimits {
+            base_delay_ms: 1,
+            max_delay_ms: 4,
+            max_failures: 5,
+            window_secs: 300,
+            block_secs: 300,
+            hashing_concurrency: 2,
+        }
+    }
+
+    fn database_with_alice() -> (tempfile::TempDir, UserDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = UserDb::open(&dir.path().join("users.db")).unwrap();
+        db.add_user(
+            "alice",
+            &hash_password("correct horse").unwrap(),
+            None,
+            None,
+        )
+        .unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let hash = hash_password("s3cret").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(!hash.contains("s3cret"));
+        assert!(verify_password(&hash, "s3cret"));
+        assert!(!verify_password(&hash, "s3cret "));
+        assert_ne!(hash_password("s3cret").unwrap(), hash, "salts must differ");
+        assert!(!verify_password("not a hash", "s3cret"));
+        assert!(!verify_password("", ""));
+    }
+
+    #[test]
+    fn tokens_are_random_hex_with_their_hash() {
+        let (token, hash) = new_session_token();
+        assert_eq!(token.len(), 64);
+        assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(hash, token_hash(&token));
+        assert_eq!(hash, <[u8; 32]>::from(Sha256::digest(token.as_bytes())));
+        assert_ne!(new_session_token().0, token);
+    }
+
+    #[test]
+    fn dummy_hash_is_argon2id_with_default_cost() {
+        let dummy = PasswordHash::new(dummy_hash()).unwrap();
+        let real_hash = hash_password("x").unwrap();
+        let real = PasswordHash::new(&real_hash).unwrap();
+        assert_eq!(dummy.algorithm, real.algorithm);
+        assert_eq!(dummy.params, real.params);
+        assert!(!verify_password(dummy_hash(), ""));
+    }
+
+    #[test]
+    fn delay_doubles_up_to_the_cap() {
+        let limits = LoginLimits {
+            base_delay_ms: 100,
+            max_delay_ms: 2000,
+            ..LoginLimits::default()
+        };
+        let delays: Vec<u64> = (0..8)
+            .map(|failures| failure_delay(&limits, failures).as_millis() as u64)
+            .collect();
+        assert_eq!(delays, [0, 100, 200, 400, 800, 1600, 2000, 2000]);
+        assert_eq!(
+            failure_delay(&limits, u32::MAX),
+            Duration::from_millis(2000)
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_password_and_unknown_user_fail_alike_after_a_delay() {
+        let (_dir, db) = database_with_alice();
+        let limits = LoginLimits {
+            base_delay_ms: 20,
+            max_delay_ms: 20,
+            ..test_limits()
+        };
+        let guard = LoginGuard::new(limits);
+        for (user, password) in [("alice", "wrong"), ("mallory", "correct horse")] {
+            let started = Instant::now();
+            let result = guard.login(&db, OTHER_ADDRESS, user, password).await;
+            assert_eq!(result, Err(LoginError::Failed));
+            assert!(started.elapsed() >= Duration::from_millis(20));
+        }
+    }
+
+    #[tokio::test]
+    async fn sixth_attempt_is_blocked_even_with_the_right_password() {
+        let (_dir, db) = database_with_alice();
+        let guard = LoginGuard::new(test_limits());
+        for _ in 0..5 {
+            let result = guard.login(&db, ADDRESS, "alice", "wrong").await;
+            assert_eq!(result, Err(LoginError::Failed));
+        }
+        let blocked = guard.login(&db, ADDRESS, "alice", "correct horse").await;
+        assert!(
+            matches!(blocked, Err(LoginError::Blocked { retry_after }) if retry_after <= Duration::from_secs(300) && retry_after > Duration::from_secs(250))
+        );
+        assert!(guard.blocked_for(ADDRESS).is_some());
+        assert_eq!(guard.blocked_for(OTHER_ADDRESS), None);
+        let elsewhere = guard
+            .login(&db, OTHER_ADDRESS, "alice", "correct horse")
+            .await;
+        assert_eq!(elsewhere.unwrap().name, "alice");
+    }
+
+    #[tokio::test]
+    async fn success_resets_the_failure_count() {
+        let (_dir, db) = database_with_alice();
+        let guard = LoginGuard::new(test_limits());
+        for _ in 0..4 {
+            assert_eq!(
+                guard.login(&db, ADDRESS, "alice", "wrong").await,
+                Err(LoginError::Failed)
+            );
+        }
+        assert_eq!(
+            guard
+                .login(&db, ADDRESS, "alice", "correct horse")
+                .await
+                .unwrap()
+                .name,
+            "alice"
+        );
+        for _ in 0..4 {
+            assert_eq!(
+                guard.login(&db, ADDRESS, "alice", "wrong").await,
+                Err(LoginError::Failed)
+            );
+        }
+        assert_eq!(guard.blocked_for(ADDRESS), None);
+        assert!(
+            guard
+                .login(&db, ADDRESS, "alice", "correct horse")
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn blocked_attempt_does_not_hash_or_read_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = UserDb::open(&dir.path().join("users.db")).unwrap();
+        // No hashing permits at all: an attempt that tried to hash would wait
+        // forever, and the timeout below would fail the test.
+        let guard = LoginGuard::new(LoginLimits {
+            hashing_concurrency: 0,
+            ..test_limits()
+        });
+        for _ in 0..5 {
+            guard.record_failure(ADDRESS, "alice");
+        }
+        let attempt = guard.login(&db, ADDRESS, "alice", "correct horse");
+        let result = tokio::time::timeout(TIMEOUT, attempt)
+            .await
+            .expect("blocked login must not wait for hashing");
+        assert!(matches!(result, Err(LoginError::Blocked { .. })));
+        assert_eq!(guard.hashing.available_permits(), 0);
+    }
+
+    #[tokio::test]
+    async fn block_expires() {
+        let (_dir, db) = database_with_alice();
+        let guard = LoginGuard::new(LoginLimits {
+            block_secs: 0,
+            ..test_limits()
+        });
+        for _ in 0..5 {
+            guard.record_failure(ADDRESS, "alice");
+        }
+        assert_eq!(guard.blocked_for(ADDRESS), None);
+        assert!(
+            guard
+                .login(&db, ADDRESS, "alice", "correct horse")
+                .await
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn per_user_failures_raise_the_delay_from_any_address() {
+        let guard = LoginGuard::new(LoginLimits {
+            base_delay_ms: 100,
+            max_delay_ms: 100_000,
+            max_failures: 100,
+            ..test_limits()
+        });
+        for index in 0..4u8 {
+            guard.record_failure(IpAddr::V4(Ipv4Addr::new(198, 51, 100, index)), "alice");
+        }
+        let delay = guard.record_failure(ADDRESS, "alice");
+        assert_eq!(delay, Duration::from_millis(1600));
+        let delay = guard.record_failure(ADDRESS, "../not-a-name");
+        assert_eq!(delay, Duration::from_millis(200));
+        assert!(!guard.lock().by_user.entries.contains_key("../not-a-name"));
+    }
+
+    #[test]
+    fn failure_log_is_bounded() {
+        let window = Duration::from_secs(300);
+        let start = Instant::now();
+        let mut log = FailureLog::new(3);
+        for key in 0..3u32 {
+            log.record(&key, start + Duration::from_secs(u64::from(key)), window);
+        }
+        log.record(&0, start + Duration::from_secs(10), window);
+        log.record(&99, start + Duration::from_secs(11), window);
+        assert_eq!(log.entries.len(), 3);
+        assert!(!log.entries.contains_key(&1), "the oldest key goes first");
+        for _ in 0..(MAX_FAILURES_REMEMBERED + 10) {
+            log.record(&99, start + Duration::from_secs(12), window);
+        }
+        assert_eq!(log.entries[&99].len(), MAX_FAILURES_REMEMBERED);
+    }
+
+    #[test]
+    fn failures_outside_the_window_are_forgotten() {
+        let window = Duration::from_secs(300);
+        let start = Instant::now();
+        let mut log = FailureLog::new(10);
+        assert_eq!(log.record(&ADDRESS, start, window), 1);
+        assert_eq!(
+            log.record(&ADDRESS, start + Duration::from_secs(100), window),
+            2
+        );
+        assert_eq!(
+            log.record(&ADDRESS, start + Duration::from_secs(350), window),
+            2
+        );
+        let mut full = FailureLog::new(1);
+        full.record(&ADDRESS, start, window);
+        full.record(&OTHER_ADDRESS, start + Duration::from_secs(400), window);
+        assert_eq!(full.entries.len(), 1);
+    }
+
+    #[test]
+    fn blocklist_is_bounded() {
+        let start = Instant::now();
+        let mut blocked = Blocklist::new(2);
+        blocked.block(ADDRESS, start + Duration::from_secs(10), start);
+        blocked.block(OTHER_ADDRESS, start + Duration::from_secs(20), start);
+        let third = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 3));
+        blocked.block(third, start + Duration::from_secs(30), start);
+        assert_eq!(blocked.until.len(), 2);
+        assert_eq!(blocked.remaining(ADDRESS, start), None);
+        assert_eq!(
+            blocked.remaining(third, start),
+            Some(Duration::from_secs(30))
+        );
+    }
+
+    #[test]
+    fn guard_is_shareable_between_tasks() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<LoginGuard>();
+    }
+}

@@ -1,1 +1,1355 @@
-//! (in progress)
+//! Every file-system operation of one user, confined to their home directory.
+//!
+//! A [`Jail`] is opened once per session on the user's home and answers the
+//! navigation requests (stat, list, walk, mkdir, remove, rename, disk usage)
+//! and hands out the handles that uploads and downloads work with.
+//!
+//! # What it guarantees
+//!
+//! Confinement comes in two layers:
+//!
+//! 1. **Lexical normalization** by [`RemotePath`]: every path arrives with no
+//!    `.`, no `..` and no empty names, read from the home (`/` is the home,
+//!    `..` at the root stays at the root). A user cannot even spell a path
+//!    above their home.
+//! 2. **Resolution beneath the home's directory handle** by `cap-std`: the
+//!    home is opened once as a [`cap_std::fs::Dir`] and every path is
+//!    resolved relative to that handle, never through an absolute server
+//!    path. On Linux 5.6 and later this is `openat2` with `RESOLVE_BENEATH`;
+//!    elsewhere cap-std walks the path one name at a time. A symlink whose
+//!    target is absolute or climbs above the home is refused with
+//!    [`ErrorKind::OutsideHome`] instead of being followed, and because each
+//!    step is taken from an open handle, renaming directories or swapping
+//!    them for symlinks while a request runs cannot redirect it outside.
+//!
+//! Symlinks that stay inside the home are followed when they are part of a
+//! path the user names (stat, open for reading, the parent of an upload, the
+//! directory to list or walk). Listings and walks report symlink entries as
+//! [`EntryKind::Symlink`] without following them; removal deletes the link,
+//! never its target; walks, recursive removal and disk usage never descend
+//! into a link, and they check that a directory they open is the one they
+//! examined (same device and inode), so a directory swapped for a link
+//! between the look and the open is not entered either.
+//!
+//! Partial files (see [`qftp_proto::is_partial_name`]) are hidden from
+//! listings and walks, cannot be named as the target of an upload, mkdir or
+//! rename, but count in disk usage and in the bytes a removal frees.
+//!
+//! # What it does not do
+//!
+//! * It keeps no quota: [`crate::quota`] decides whether bytes fit, this
+//!   module only reports the bytes it frees and finds.
+//! * It takes no locks: two transfers on the same path are kept apart by the
+//!   transfer code, not here.
+//! * Absolute symlinks are always refused, even when they point into the
+//!   home: cap-std cannot tell, and the user cannot see server paths anyway.
+//! * Hard links and mount points that an administrator places inside a home
+//!   are ordinary entries to it; users cannot create either through qftp.
+//! * Only regular files are opened for reading. The check happens before
+//!   the open, so a regular file replaced by a FIFO in between could block a
+//!   read; users cannot create FIFOs through qftp.
+//! * Names that are not UTF-8 are reported lossily (with U+FFFD), so such
+//!   entries are visible but cannot be named in a request.
+//! * Directory handles given out by [`Jail::open_parent`] are sandboxes of
+//!   their own: a symlink resolved relative to such a handle cannot climb
+//!   above that directory, even where it would stay inside the home.
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use cap_std::fs::{Dir, Metadata, MetadataExt};
+use qftp_proto::path::RemotePath;
+use qftp_proto::{EntryInfo, EntryKind, ErrorKind, HashBytes, LIST_CHUNK_ENTRIES, Timestamp};
+
+use crate::error::{RequestError, RequestResult};
+
+/// A user's home directory, opened once; every operation resolves beneath
+/// this handle.
+#[derive(Debug)]
+pub struct Jail {
+    root: Dir,
+}
+
+impl Jail {
+    /// Opens the home directory at `home`, which must exist and be a
+    /// directory. This is the only place that uses an absolute server path.
+    pub fn open(home: &Path) -> io::Result<Jail> {
+        let root = Dir::open_ambient_dir(home, cap_std::ambient_authority())?;
+        Ok(Jail { root })
+    }
+
+    /// Metadata of `path`, following symlinks that stay inside the home. The
+    /// entry is named by its last name, or `/` for the home itself.
+    pub fn stat(&self, path: &RemotePath) -> RequestResult<EntryInfo> {
+        let metadata = self
+            .root
+            .metadata(local_path(path))
+            .map_err(|error| user_error(&error, path))?;
+        Ok(entry_info(display_name(path), &metadata))
+    }
+
+    /// Whether `path` names an existing directory (following symlinks that
+    /// stay inside). A missing path, or one running through a file, is
+    /// `Ok(false)`; a path leading outside the home is an error.
+    pub fn is_dir(&self, path: &RemotePath) -> RequestResult<bool> {
+        match self.root.metadata(local_path(path)) {
+            Ok(metadata) => Ok(metadata.is_dir()),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(user_error(&error, path)),
+        }
+    }
+
+    /// The entries of the directory `path`, sorted by name, partial files
+    /// hidden. Symlink entries are reported as links with their target and
+    /// not followed. When `path` is not a directory the answer is that one
+    /// entry (a symlink to a file is reported as the link).
+    pub fn list(&self, path: &RemotePath) -> RequestResult<Vec<EntryInfo>> {
+        let dir = match self.root.open_dir(local_path(path)) {
+            Ok(dir) => dir,
+            Err(error) if error.kind() == io::ErrorKind::NotADirectory => {
+                return self.link_entry(path).map(|entry| vec![entry]);
+            }
+            Err(error) => return Err(user_error(&error, path)),
+        };
+        let mut entries = Vec::new();
+        let listing = dir.entries().map_err(|error| user_error(&error, path))?;
+        for entry in listing {
+            let entry = entry.map_err(|error| user_error(&error, path))?;
+            let name = entry.file_name();
+            if is_partial(&name) {
+                continue;
+            }
+            let shown = name.to_string_lossy().into_owned();
+            let metadata = match entry.metadata() {
+                Ok(metadata) => metadata,
+                // Removed between reading the directory and looking at it.
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => {
+                    return Err(RequestError::from_io(&error, &child_display(path, &shown)));
+                }
+            };
+            let mut info = entry_info(shown, &metadata);
+            if metadata.is_symlink() {
+                info.link_target = link_target(&dir, &name);
+            }
+            entries.push(info);
+        }
+        entries.sort_by(|left, right| left.name.cmp(&right.name));
+        Ok(entries)
+    }
+
+    /// Every entry below the directory `path` (not `path` itself), handed to
+    /// `emit` in chunks of at most [`LIST_CHUNK_ENTRIES`].
+    ///
+    /// Names are paths relative to `path` with `/` separators; parents come
+    /// before their children and siblings are sorted by name. Partial files
+    /// are hidden; symlinks are reported and never descended into. With
+    /// `hashes`, each regular file carries the BLAKE3 of its content, and its
+    /// size and time are taken from the handle that was hashed.
+    ///
+    /// `emit` is never called with an empty chunk; when it returns `false`
+    /// the walk stops and returns `Ok`. Entries that vanish during the walk
+    /// are skipped. Memory grows with the depth of the tree and the width of
+    /// the directories on the current branch, not with the number of entries.
+    pub fn walk(
+        &self,
+        path: &RemotePath,
+        hashes: bool,
+        emit: &mut dyn FnMut(Vec<EntryInfo>) -> bool,
+    ) -> RequestResult<()> {
+        let top = self
+            .root
+            .open_dir(local_path(path))
+            .map_err(|error| user_error(&error, path))?;
+        let names = sorted_names(&top).map_err(|error| user_error(&error, path))?;
+        let mut stack = vec![WalkLevel {
+            dir: top,
+            prefix: String::new(),
+            names: names.into_iter(),
+        }];
+        let mut chunk = Vec::new();
+        while let Some(level) = stack.last_mut() {
+            let Some(name) = level.names.next() else {
+                stack.pop();
+                continue;
+            };
+            let relative = format!("{}{}", level.prefix, name.to_string_lossy());
+            let failed =
+                |error: io::Error| RequestError::from_io(&error, &child_display(path, &relative));
+            let metadata = match level.dir.symlink_metadata(&name) {
+                Ok(metadata) => metadata,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(failed(error)),
+            };
+            let mut child = None;
+            let mut info = entry_info(relative.clone(), &metadata);
+            if metadata.is_symlink() {
+                info.link_target = link_target(&level.dir, &name);
+            } else if metadata.is_dir() {
+                match open_same_dir(&level.dir, &name, &metadata) {
+                    Ok(dir) => child = dir,
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                    Err(error) => return Err(failed(error)),
+                }
+            } else if metadata.is_file() && hashes {
+                match hash_file(&level.dir, &name, &metadata) {
+                    Ok(Some((opened, hash))) => {
+                        info = entry_info(relative.clone(), &opened);
+                        info.hash = Some(hash);
+                    }
+                    Ok(None) => {}
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                    Err(error) => return Err(failed(error)),
+                }
+            }
+            if let Some(dir) = child {
+                let names = sorted_names(&dir).map_err(failed)?;
+                stack.push(WalkLevel {
+                    dir,
+                    prefix: format!("{relative}/"),
+                    names: names.into_iter(),
+                });
+            }
+            chunk.push(info);
+            if chunk.len() >= LIST_CHUNK_ENTRIES && !emit(std::mem::take(&mut chunk)) {
+                return Ok(());
+            }
+        }
+        if !chunk.is_empty() {
+            emit(chunk);
+        }
+        Ok(())
+    }
+
+    /// Creates the directory `path`. With `parents`, missing ancestors are
+    /// created too and an existing directory is accepted (the home included).
+    pub fn mkdir(&self, path: &RemotePath, parents: bool) -> RequestResult<()> {
+        let Some(name) = path.file_name() else {
+            return if parents {
+                Ok(())
+            } else {
+                Err(RequestError::new(
+                    ErrorKind::AlreadyExists,
+                    "/: already exists",
+                ))
+            };
+        };
+        if qftp_proto::is_partial_name(name) {
+            return Err(reserved_name(path));
+        }
+        if !parents {
+            return self
+                .root
+                .create_dir(local_path(path))
+                .map_err(|error| user_error(&error, path));
+        }
+        let components = path.components();
+        for depth in 1..=components.len() {
+            let prefix: PathBuf = components[..depth].iter().collect();
+            let shown = format!("/{}", components[..depth].join("/"));
+            match self.root.create_dir(&prefix) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                    match self.root.metadata(&prefix) {
+                        Ok(metadata) if metadata.is_dir() => {}
+                        Ok(_) if depth == components.len() => {
+                            return Err(RequestError::new(
+                                ErrorKind::AlreadyExists,
+                                format!("{shown}: already exists"),
+                            ));
+                        }
+                        Ok(_) => {
+                            return Err(RequestError::new(
+                                ErrorKind::NotADirectory,
+                                format!("{shown}: not a directory"),
+                            ));
+                        }
+                        Err(error) => return Err(RequestError::from_io(&error, &shown)),
+                    }
+                }
+                Err(error) => return Err(RequestError::from_io(&error, &shown)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `path` and returns the bytes freed from the quota: the sizes
+    /// of the regular files removed, partial files left out (they are never
+    /// charged; see `crate::quota`).
+    ///
+    /// A symlink is removed as a link. A directory must be empty unless
+    /// `recursive`; recursive removal is iterative and never follows links.
+    /// The home itself cannot be removed.
+    pub fn remove(&self, path: &RemotePath, recursive: bool) -> RequestResult<u64> {
+        let Some(name) = path.file_name() else {
+            return Err(RequestError::new(
+                ErrorKind::PermissionDenied,
+                "cannot remove your home directory",
+            ));
+        };
+        let parent = self.open_dir_at(&path.parent())?;
+        let metadata = parent
+            .symlink_metadata(name)
+            .map_err(|error| user_error(&error, path))?;
+        if !metadata.is_dir() {
+            parent
+                .remove_file(name)
+                .map_err(|error| user_error(&error, path))?;
+            return Ok(if metadata.is_file() && !qftp_proto::is_partial_name(name) {
+                metadata.len()
+            } else {
+                0
+            });
+        }
+        if !recursive {
+            parent
+                .remove_dir(name)
+                .map_err(|error| user_error(&error, path))?;
+            return Ok(0);
+        }
+        match open_same_dir(&parent, OsStr::new(name), &metadata) {
+            Ok(Some(dir)) => remove_tree(&parent, dir, OsString::from(name))
+                .map_err(|error| user_error(&error, path)),
+            Ok(None) => Err(RequestError::new(
+                ErrorKind::Busy,
+                format!("{path}: changed while being removed"),
+            )),
+            Err(error) => Err(user_error(&error, path)),
+        }
+    }
+
+    /// Moves `from` to `to` with `mv` semantics and returns the bytes freed.
+    ///
+    /// When `to` is an existing directory (the home included), `from` moves
+    /// into it under its own name. A regular file at the destination is
+    /// replaced and its size returned; otherwise 0. Refused: moving the home,
+    /// replacing the home, moving a directory into itself or a descendant,
+    /// and a destination whose final name is a partial file's name. Moving a
+    /// path onto itself does nothing.
+    pub fn rename(&self, from: &RemotePath, to: &RemotePath) -> RequestResult<u64> {
+        let Some(from_name) = from.file_name() else {
+            return Err(RequestError::new(
+                ErrorKind::PermissionDenied,
+                "cannot move your home directory",
+            ));
+        };
+        let destination = match self.root.metadata(local_path(to)) {
+            Ok(metadata) if metadata.is_dir() => to
+                .join(from_name)
+                .map_err(|error| RequestError::new(ErrorKind::InvalidPath, error.to_string()))?,
+            Ok(_) => to.clone(),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => to.clone(),
+            Err(error) => return Err(user_error(&error, to)),
+        };
+        let Some(destination_name) = destination.file_name() else {
+            return Err(RequestError::new(
+                ErrorKind::PermissionDenied,
+                "cannot replace your home directory",
+            ));
+        };
+        if destination == *from {
+            return Ok(0);
+        }
+        // Partial files are not charged to the quota, so one may neither be
+        // renamed into a final name nor be created by a rename.
+        if qftp_proto::is_partial_name(destination_name) {
+            return Err(reserved_name(&destination));
+        }
+        if qftp_proto::is_partial_name(from_name) {
+            return Err(reserved_name(from));
+        }
+        if destination.components().starts_with(from.components()) {
+            return Err(into_itself(from, &destination));
+        }
+        let from_parent = self.open_dir_at(&from.parent())?;
+        let to_parent = self.open_dir_at(&destination.parent())?;
+        let source = from_parent
+            .symlink_metadata(from_name)
+            .map_err(|error| user_error(&error, from))?;
+        let freed = match to_parent.symlink_metadata(destination_name) {
+            Ok(existing) if existing.is_file() && !same_file(&existing, &source) => existing.len(),
+            _ => 0,
+        };
+        from_parent
+            .rename(from_name, &to_parent, destination_name)
+            .map_err(|error| match error.kind() {
+                // rename(2) says EINVAL when a directory would move below
+                // itself, which the lexical check misses through symlinks.
+                io::ErrorKind::InvalidInput => into_itself(from, &destination),
+                io::ErrorKind::NotFound => user_error(&error, from),
+                _ => user_error(&error, &destination),
+            })?;
+        Ok(freed)
+    }
+
+    /// For transfers: the handle of `path`'s parent directory, which must
+    /// exist and be a directory inside the home, and the final name.
+    ///
+    /// The home itself is refused (it is a directory), and so is a final name
+    /// reserved for partial files.
+    pub fn open_parent(&self, path: &RemotePath) -> RequestResult<(Dir, String)> {
+        let Some(name) = path.file_name() else {
+            return Err(RequestError::new(
+                ErrorKind::IsADirectory,
+                "/: is a directory",
+            ));
+        };
+        if qftp_proto::is_partial_name(name) {
+            return Err(reserved_name(path));
+        }
+        let parent = self.open_dir_at(&path.parent())?;
+        Ok((parent, name.to_owned()))
+    }
+
+    /// Opens the regular file `path` for reading, with its metadata taken
+    /// from the opened handle.
+    pub fn open_read(&self, path: &RemotePath) -> RequestResult<(std::fs::File, EntryInfo)> {
+        // Look before opening so that a FIFO or device is never opened.
+        let metadata = self
+            .root
+            .metadata(local_path(path))
+            .map_err(|error| user_error(&error, path))?;
+        check_regular(&metadata, path)?;
+        let file = self
+            .root
+            .open(local_path(path))
+            .map_err(|error| user_error(&error, path))?;
+        let metadata = file.metadata().map_err(|error| user_error(&error, path))?;
+        check_regular(&metadata, path)?;
+        Ok((file.into_std(), entry_info(display_name(path), &metadata)))
+    }
+
+    /// Bytes charged to the quota: all regular files below the home except
+    /// partial files, symlinks not followed.
+    pub fn disk_usage(&self) -> io::Result<u64> {
+        let mut total = 0u64;
+        let mut stack = vec![self.root.entries()?];
+        while let Some(listing) = stack.last_mut() {
+            let Some(entry) = listing.next() else {
+                stack.pop();
+                continue;
+            };
+            let entry = entry?;
+            let metadata = match entry.metadata() {
+                Ok(metadata) => metadata,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(error),
+            };
+            if metadata.is_file() {
+                if !is_partial(&entry.file_name()) {
+                    total = total.saturating_add(metadata.len());
+                }
+            } else if metadata.is_dir() {
+                let dir = match entry.open_dir() {
+                    Ok(dir) => dir,
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                    Err(error) => return Err(error),
+                };
+                if same_file(&dir.dir_metadata()?, &metadata) {
+                    stack.push(dir.entries()?);
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Opens the directory `path` (following symlinks that stay inside).
+    fn open_dir_at(&self, path: &RemotePath) -> RequestResult<Dir> {
+        self.root
+            .open_dir(local_path(path))
+            .map_err(|error| user_error(&error, path))
+    }
+
+    /// The entry for `path` itself, without following a final symlink.
+    fn link_entry(&self, path: &RemotePath) -> RequestResult<EntryInfo> {
+        let metadata = self
+            .root
+            .symlink_metadata(local_path(path))
+            .map_err(|error| user_error(&error, path))?;
+        let mut info = entry_info(display_name(path), &metadata);
+        if metadata.is_symlink() {
+            info.link_target = self
+                .root
+                .read_link_contents(local_path(path))
+                .ok()
+                .map(|target| target.to_string_lossy().into_owned());
+        }
+        Ok(info)
+    }
+}
+
+/// Metadata in wire form: kind, size (0 for directories), modification time,
+/// permission bits and the given name. No hash and no link target.
+pub fn entry_info(name: String, metadata: &Metadata) -> EntryInfo {
+    let file_type = metadata.file_type();
+    let kind = if file_type.is_symlink() {
+        EntryKind::Symlink
+    } else if file_type.is_dir() {
+        EntryKind::Directory
+    } else if file_type.is_file() {
+        EntryKind::File
+    } else {
+        EntryKind::Other
+    };
+    let mtime = metadata
+        .modified()
+        .map(|time| Timestamp::from(time.into_std()))
+        .unwrap_or_default();
+    EntryInfo {
+        name,
+        kind,
+        size: if kind == EntryKind::Directory {
+            0
+        } else {
+            metadata.len()
+        },
+        mtime,
+        mode: metadata.mode() & 0o7777,
+        hash: None,
+        link_target: None,
+    }
+}
+
+/// One directory of a walk: its handle, the relative prefix of its entries
+/// and the names still to visit.
+struct WalkLevel {
+    dir: Dir,
+    prefix: String,
+    names: std::vec::IntoIter<OsString>,
+}
+
+/// `path` as a path relative to the home handle (`.` for the home).
+fn local_path(path: &RemotePath) -> PathBuf {
+    if path.is_root() {
+        PathBuf::from(".")
+    } else {
+        path.components().iter().collect()
+    }
+}
+
+/// The name an entry for `path` carries: its last name, `/` for the home.
+fn display_name(path: &RemotePath) -> String {
+    path.file_name().unwrap_or("/").to_owned()
+}
+
+/// How the user sees `relative` below `base`.
+fn child_display(base: &RemotePath, relative: &str) -> String {
+    if base.is_root() {
+        format!("/{relative}")
+    } else {
+        format!("{base}/{relative}")
+    }
+}
+
+/// An I/O error on `path`, named as the user sees it.
+fn user_error(error: &io::Error, path: &RemotePath) -> RequestError {
+    RequestError::from_io(error, &path.to_string())
+}
+
+fn reserved_name(path: &RemotePath) -> RequestError {
+    RequestError::new(ErrorKind::InvalidPath, format!("{path}: reserved name"))
+}
+
+fn into_itself(from: &RemotePath, to: &RemotePath) -> RequestError {
+    RequestError::new(
+        ErrorKind::InvalidPath,
+        format!("cannot move {from} into itself ({to})"),
+    )
+}
+
+/// Refuses anything but a regular file for reading.
+fn check_regular(metadata: &Metadata, path: &RemotePath) -> RequestResult<()> {
+    if metadata.is_dir() {
+        Err(RequestError::new(
+            ErrorKind::IsADirectory,
+            format!("{path}: is a directory"),
+        ))
+    } else if !metadata.is_file() {
+        Err(RequestError::new(
+            ErrorKind::PermissionDenied,
+            format!("{path}: not a regular file"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn is_partial(name: &OsStr) -> bool {
+    name.to_str().is_some_and(qftp_proto::is_partial_name)
+}
+
+/// Whether two metadata describe the same file (device and inode).
+fn same_file(left: &Metadata, right: &Metadata) -> bool {
+    left.dev() == right.dev() && left.ino() == right.ino()
+}
+
+/// A symlink's stored target, as text.
+fn link_target(dir: &Dir, name: &OsStr) -> Option<String> {
+    dir.read_link_contents(name)
+        .ok()
+        .map(|target| target.to_string_lossy().into_owned())
+}
+
+/// The names in `dir`, partial files left out, sorted.
+fn sorted_names(dir: &Dir) -> io::Result<Vec<OsString>> {
+    let mut names = Vec::new();
+    for entry in dir.entries()? {
+        let name = entry?.file_name();
+        if !is_partial(&name) {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Opens the directory `name` in `parent` if it is still the directory that
+/// `seen` describes; `None` when it was replaced (by a symlink, say).
+fn open_same_dir(parent: &Dir, name: &OsStr, seen: &Metadata) -> io::Result<Option<Dir>> {
+    let dir = match parent.open_dir(name) {
+        Ok(dir) => dir,
+        // Replaced by something that is not a directory, or by a link out.
+        Err(error)
+            if error.kind() == io::ErrorKind::NotADirectory
+                || error.kind() == io::ErrorKind::PermissionDenied
+                    && error.to_string().contains("outside of the filesystem") =>
+        {
+            return Ok(None);
+        }
+        Err(error) => return Err(error),
+    };
+    Ok(same_file(&dir.dir_metadata()?, seen).then_some(dir))
+}
+
+/// The BLAKE3 of the regular file `name` in `dir` and the metadata of the
+/// handle that was hashed, or `None` when `name` is no longer the file that
+/// `seen` describes.
+fn hash_file(
+    dir: &Dir,
+    name: &OsStr,
+    seen: &Metadata,
+) -> io::Result<Option<(Metadata, HashBytes)>> {
+    let file = dir.open(name)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() || !same_file(&metadata, seen) {
+        return Ok(None);
+    }
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(file.into_std())?;
+    Ok(Some((metadata, *hasher.finalize().as_bytes())))
+}
+
+/// Removes the directory `dir`, called `name` in `parent`, with everything
+/// below it, and returns the bytes of the regular files removed.
+///
+/// Iterative: one handle per level of the current branch. Each pass over a
+/// directory removes its non-directories and stops at the first
+/// subdirectory, which is entered; once a directory is empty it is removed
+/// from its parent and the parent is scanned again (only what is left).
+fn remove_tree(parent: &Dir, dir: Dir, name: OsString) -> io::Result<u64> {
+    let mut freed = 0u64;
+    let mut stack = vec![(dir, name)];
+    while let Some((dir, _)) = stack.last() {
+        let mut descend = None;
+        for entry in dir.entries()? {
+            let entry = entry?;
+            let metadata = match entry.metadata() {
+                Ok(metadata) => metadata,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(error),
+            };
+            if metadata.is_dir() {
+                descend = Some((entry.file_name(), metadata));
+                break;
+            }
+            let charged = metadata.is_file() && !is_partial(&entry.file_name());
+            match entry.remove_file() {
+                Ok(()) if charged => freed = freed.saturating_add(metadata.len()),
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
+            }
+        }
+        if let Some((child_name, metadata)) = descend {
+            // A directory replaced by a link since the look is rescanned:
+            // the next pass sees the link and removes it as a link.
+            if let Some(child) = open_same_dir(dir, &child_name, &metadata)? {
+                stack.push((child, child_name));
+            }
+            continue;
+        }
+        let Some((done, done_name)) = stack.pop() else {
+            break;
+        };
+        drop(done);
+        let container = stack.last().map_or(parent, |(dir, _)| dir);
+        match container.remove_dir(&done_name) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(freed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::symlink;
+    use std::path::PathBuf;
+
+    use qftp_proto::path::RemotePath;
+    use qftp_proto::{EntryInfo, EntryKind, ErrorKind, LIST_CHUNK_ENTRIES, partial_name};
+
+    use super::Jail;
+
+    /// Two homes side by side, a file outside both, and a jail on alice's.
+    struct Homes {
+        top: tempfile::TempDir,
+        alice: PathBuf,
+        bob: PathBuf,
+        jail: Jail,
+    }
+
+    impl Homes {
+        fn new() -> Homes {
+            let top = tempfile::tempdir().unwrap();
+            let alice = top.path().join("homes/alice");
+            let bob = top.path().join("homes/bob");
+            fs::create_dir_all(alice.join("docs")).unwrap();
+            fs::create_dir_all(&bob).unwrap();
+            fs::write(alice.join("docs/a.txt"), "hello").unwrap();
+            fs::write(bob.join("secret.txt"), "bob's secret").unwrap();
+            fs::write(top.path().join("outside.txt"), "outside").unwrap();
+            let jail = Jail::open(&alice).unwrap();
+            Homes {
+                top,
+                alice,
+                bob,
+                jail,
+            }
+        }
+
+        /// Adds the escaping links: to /etc, to bob's home by absolute path
+        /// and by `../bob`, to bob's secret and to the file outside.
+        fn with_escapes(self) -> Homes {
+            symlink("/etc", self.alice.join("etc_link")).unwrap();
+            symlink(&self.bob, self.alice.join("bob_abs")).unwrap();
+            symlink("../bob", self.alice.join("bob_rel")).unwrap();
+            symlink(self.bob.join("secret.txt"), self.alice.join("secret_abs")).unwrap();
+            symlink("../../outside.txt", self.alice.join("outside_rel")).unwrap();
+            self
+        }
+
+        fn bob_names(&self) -> Vec<String> {
+            let mut names: Vec<String> = fs::read_dir(&self.bob)
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        }
+
+        /// No error message may reveal where the homes live on the server.
+        fn assert_private(&self, message: &str) {
+            let server_path = self.top.path().to_string_lossy().into_owned();
+            assert!(
+                !message.contains(&server_path),
+                "leaks a server path: {message}"
+            );
+        }
+    }
+
+    fn path(text: &str) -> RemotePath {
+        RemotePath::parse(text).unwrap()
+    }
+
+    fn names(entries: &[EntryInfo]) -> Vec<&str> {
+        entries.iter().map(|entry| entry.name.as_str()).collect()
+    }
+
+    const ESCAPES: [&str; 3] = ["/etc_link", "/bob_abs", "/bob_rel"];
+
+    #[test]
+    fn open_requires_an_existing_directory() {
+        let homes = Homes::new();
+        assert!(Jail::open(&homes.alice.join("docs/a.txt")).is_err());
+        assert!(Jail::open(&homes.alice.join("missing")).is_err());
+    }
+
+    #[test]
+    fn dot_dot_and_absolute_paths_stay_inside() {
+        let homes = Homes::new();
+        let up = path("../../..");
+        assert!(up.is_root());
+        assert_eq!(names(&homes.jail.list(&up).unwrap()), ["docs"]);
+        assert_eq!(homes.jail.stat(&up).unwrap().name, "/");
+
+        let etc = path("/../../etc");
+        assert_eq!(etc.to_string(), "/etc");
+        let error = homes.jail.stat(&etc).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::NotFound);
+        assert_eq!(error.message, "/etc: no such file or directory");
+
+        let bob = path("../bob/secret.txt");
+        assert_eq!(bob.to_string(), "/bob/secret.txt");
+        assert_eq!(
+            homes.jail.open_read(&bob).unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+    }
+
+    #[test]
+    fn cap_std_escape_error_maps_to_outside_home() {
+        let homes = Homes::new().with_escapes();
+        let error = homes.jail.root.metadata("bob_abs").unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::PermissionDenied);
+        assert_eq!(error.to_string(), "a path led outside of the filesystem");
+        let mapped = crate::error::RequestError::from_io(&error, "/bob_abs");
+        assert_eq!(mapped.kind, ErrorKind::OutsideHome);
+        assert_eq!(mapped.message, "/bob_abs: outside your home");
+    }
+
+    #[test]
+    fn escaping_symlinks_are_refused() {
+        let homes = Homes::new().with_escapes();
+        let jail = &homes.jail;
+        for link in ESCAPES {
+            let refusals = [
+                jail.stat(&path(link)).unwrap_err(),
+                jail.is_dir(&path(link)).unwrap_err(),
+                jail.list(&path(link)).unwrap_err(),
+                jail.walk(&path(link), true, &mut |_| panic!("walked outside"))
+                    .unwrap_err(),
+                jail.open_read(&path(&format!("{link}/secret.txt")))
+                    .unwrap_err(),
+                jail.open_read(&path(&format!("{link}/passwd")))
+                    .unwrap_err(),
+                jail.mkdir(&path(&format!("{link}/planted")), false)
+                    .unwrap_err(),
+                jail.mkdir(&path(&format!("{link}/planted/deeper")), true)
+                    .unwrap_err(),
+                jail.open_parent(&path(&format!("{link}/upload.txt")))
+                    .unwrap_err(),
+                jail.remove(&path(&format!("{link}/secret.txt")), false)
+                    .unwrap_err(),
+            ];
+            for error in refusals {
+                assert_eq!(error.kind, ErrorKind::OutsideHome, "{link}: {error:?}");
+                assert!(error.message.starts_with(link), "{}", error.message);
+                homes.assert_private(&error.message);
+            }
+        }
+        for file in ["/secret_abs", "/outside_rel"] {
+            assert_eq!(
+                jail.stat(&path(file)).unwrap_err().kind,
+                ErrorKind::OutsideHome
+            );
+            assert_eq!(
+                jail.open_read(&path(file)).unwrap_err().kind,
+                ErrorKind::OutsideHome
+            );
+        }
+        assert_eq!(homes.bob_names(), ["secret.txt"]);
+        assert!(!PathBuf::from("/etc/planted").exists());
+        assert_eq!(
+            fs::read_to_string(homes.bob.join("secret.txt")).unwrap(),
+            "bob's secret"
+        );
+    }
+
+    #[test]
+    fn listing_shows_links_without_following() {
+        let homes = Homes::new().with_escapes();
+        let entries = homes.jail.list(&RemotePath::root()).unwrap();
+        assert_eq!(
+            names(&entries),
+            [
+                "bob_abs",
+                "bob_rel",
+                "docs",
+                "etc_link",
+                "outside_rel",
+                "secret_abs"
+            ]
+        );
+        let bob_abs = homes.bob.to_string_lossy().into_owned();
+        for entry in &entries {
+            let expected = match entry.name.as_str() {
+                "docs" => None,
+                "etc_link" => Some("/etc"),
+                "bob_abs" => Some(bob_abs.as_str()),
+                "bob_rel" => Some("../bob"),
+                "outside_rel" => Some("../../outside.txt"),
+                _ => continue,
+            };
+            let kind = if expected.is_some() {
+                EntryKind::Symlink
+            } else {
+                EntryKind::Directory
+            };
+            assert_eq!(entry.kind, kind, "{}", entry.name);
+            assert_eq!(entry.link_target.as_deref(), expected);
+        }
+        // Listing a link to a file names the link itself, not its target.
+        let single = homes.jail.list(&path("/secret_abs")).unwrap_err();
+        assert_eq!(single.kind, ErrorKind::OutsideHome);
+    }
+
+    #[test]
+    fn symlinks_inside_the_home_work() {
+        let homes = Homes::new();
+        symlink("docs", homes.alice.join("docs_link")).unwrap();
+        symlink("docs/a.txt", homes.alice.join("a_link")).unwrap();
+        symlink("../docs", homes.alice.join("docs/loop")).unwrap();
+        let jail = &homes.jail;
+
+        assert_eq!(
+            jail.stat(&path("/docs_link")).unwrap().kind,
+            EntryKind::Directory
+        );
+        assert!(jail.is_dir(&path("/docs_link")).unwrap());
+        assert!(!jail.is_dir(&path("/a_link")).unwrap());
+        assert!(!jail.is_dir(&path("/missing")).unwrap());
+        assert_eq!(
+            names(&jail.list(&path("/docs_link")).unwrap()),
+            ["a.txt", "loop"]
+        );
+        // A relative link that goes up and comes back down stays inside.
+        assert_eq!(
+            names(&jail.list(&path("/docs/loop/loop")).unwrap()),
+            ["a.txt", "loop"]
+        );
+
+        let (mut file, info) = jail.open_read(&path("/a_link")).unwrap();
+        let mut content = String::new();
+        std::io::Read::read_to_string(&mut file, &mut content).unwrap();
+        assert_eq!(content, "hello");
+        assert_eq!(
+            (info.name.as_str(), info.kind, info.size),
+            ("a_link", EntryKind::File, 5)
+        );
+
+        let single = jail.list(&path("/a_link")).unwrap();
+        assert_eq!(single.len(), 1);
+        assert_eq!(single[0].kind, EntryKind::Symlink);
+        assert_eq!(single[0].link_target.as_deref(), Some("docs/a.txt"));
+
+        let (dir, name) = jail.open_parent(&path("/docs_link/new.txt")).unwrap();
+        assert_eq!(name, "new.txt");
+        dir.write(&name, "uploaded").unwrap();
+        assert_eq!(
+            fs::read_to_string(homes.alice.join("docs/new.txt")).unwrap(),
+            "uploaded"
+        );
+
+        jail.mkdir(&path("/docs_link/sub"), false).unwrap();
+        assert!(homes.alice.join("docs/sub").is_dir());
+    }
+
+    #[test]
+    fn renaming_through_escaping_links_is_refused() {
+        let homes = Homes::new().with_escapes();
+        let jail = &homes.jail;
+        let source = path("/docs/a.txt");
+        for target in [
+            "/bob_abs/stolen.txt",
+            "/bob_rel/stolen.txt",
+            "/etc_link/stolen.txt",
+        ] {
+            let error = jail.rename(&source, &path(target)).unwrap_err();
+            assert_eq!(error.kind, ErrorKind::OutsideHome, "{target}: {error:?}");
+        }
+        // An existing link to a directory outside is not a directory to move into.
+        for target in ESCAPES {
+            let error = jail.rename(&source, &path(target)).unwrap_err();
+            assert_eq!(error.kind, ErrorKind::OutsideHome, "{target}: {error:?}");
+        }
+        // Nor can bob's files be pulled in through a link.
+        let error = jail
+            .rename(&path("/bob_abs/secret.txt"), &path("/mine.txt"))
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::OutsideHome);
+        assert_eq!(homes.bob_names(), ["secret.txt"]);
+        assert!(homes.alice.join("docs/a.txt").is_file());
+        assert!(!homes.alice.join("mine.txt").exists());
+    }
+
+    #[test]
+    fn removing_links_leaves_their_targets_alone() {
+        let homes = Homes::new().with_escapes();
+        let trash = homes.alice.join("trash");
+        fs::create_dir_all(trash.join("inner")).unwrap();
+        fs::write(trash.join("ten.bytes"), "0123456789").unwrap();
+        symlink(&homes.bob, trash.join("bob_abs")).unwrap();
+        symlink("../../../bob", trash.join("inner/bob_rel")).unwrap();
+        symlink(homes.bob.join("secret.txt"), trash.join("inner/secret")).unwrap();
+
+        assert_eq!(homes.jail.remove(&path("/trash"), true).unwrap(), 10);
+        assert!(!trash.exists());
+        assert_eq!(homes.jail.remove(&path("/bob_abs"), false).unwrap(), 0);
+        assert_eq!(homes.jail.remove(&path("/bob_rel"), true).unwrap(), 0);
+        assert!(fs::symlink_metadata(homes.alice.join("bob_abs")).is_err());
+        assert!(fs::symlink_metadata(homes.alice.join("bob_rel")).is_err());
+        assert_eq!(homes.bob_names(), ["secret.txt"]);
+        assert_eq!(
+            fs::read_to_string(homes.bob.join("secret.txt")).unwrap(),
+            "bob's secret"
+        );
+    }
+
+    #[test]
+    fn swapping_a_directory_for_a_link_never_reaches_outside() {
+        const ROUNDS: usize = 2000;
+        let homes = Homes::new();
+        let target = homes.alice.join("target");
+        let parked_dir = homes.alice.join("parked_dir");
+        let parked_link = homes.alice.join("parked_link");
+        fs::create_dir(&target).unwrap();
+        symlink(&homes.bob, &parked_link).unwrap();
+
+        let swapper = std::thread::spawn({
+            let (target, parked_dir, parked_link) =
+                (target.clone(), parked_dir.clone(), parked_link.clone());
+            move || {
+                for _ in 0..ROUNDS {
+                    fs::rename(&target, &parked_dir).unwrap();
+                    fs::rename(&parked_link, &target).unwrap();
+                    fs::rename(&target, &parked_link).unwrap();
+                    fs::rename(&parked_dir, &target).unwrap();
+                }
+            }
+        });
+        let mut created = 0;
+        for round in 0..ROUNDS {
+            let upload = path(&format!("/target/upload-{round}.txt"));
+            let uploaded = homes
+                .jail
+                .open_parent(&upload)
+                .is_ok_and(|(dir, name)| dir.write(&name, "x").is_ok());
+            if uploaded {
+                created += 1;
+            }
+            // Without `parents`: with them, a missing `target` would be
+            // recreated as a fresh directory, which is correct but ends the
+            // dance.
+            if homes
+                .jail
+                .mkdir(&path(&format!("/target/dir-{round}")), false)
+                .is_ok()
+            {
+                created += 1;
+            }
+            if let Ok(entries) = homes.jail.list(&path("/target")) {
+                assert!(entries.iter().all(|entry| entry.name != "secret.txt"));
+            }
+        }
+        swapper.join().unwrap();
+
+        assert_eq!(homes.bob_names(), ["secret.txt"]);
+        // Everything that was created landed in alice's directory.
+        assert_eq!(fs::read_dir(&target).unwrap().count(), created);
+    }
+
+    #[test]
+    fn walk_emits_sorted_relative_paths_in_chunks() {
+        let homes = Homes::new().with_escapes();
+        let tree = homes.alice.join("tree");
+        fs::create_dir_all(tree.join("a/deep")).unwrap();
+        fs::create_dir_all(tree.join("many")).unwrap();
+        fs::write(tree.join("b.txt"), "bee").unwrap();
+        fs::write(tree.join("a/x.txt"), "ex").unwrap();
+        fs::write(tree.join("a/deep/z.txt"), "zed").unwrap();
+        fs::write(tree.join("a").join(partial_name("y.txt")), "partial").unwrap();
+        symlink("a", tree.join("link")).unwrap();
+        symlink(&homes.bob, tree.join("out")).unwrap();
+        let many = LIST_CHUNK_ENTRIES + 88;
+        for index in 0..many {
+            fs::write(tree.join(format!("many/f{index:04}")), index.to_string()).unwrap();
+        }
+
+        let mut chunks = Vec::new();
+        homes
+            .jail
+            .walk(&path("/tree"), true, &mut |chunk| {
+                chunks.push(chunk);
+                true
+            })
+            .unwrap();
+        assert!(
+            chunks
+                .iter()
+                .all(|chunk| !chunk.is_empty() && chunk.len() <= LIST_CHUNK_ENTRIES)
+        );
+        assert_eq!(chunks[0].len(), LIST_CHUNK_ENTRIES);
+        let entries: Vec<EntryInfo> = chunks.into_iter().flatten().collect();
+        let mut expected = vec![
+            "a",
+            "a/deep",
+            "a/deep/z.txt",
+            "a/x.txt",
+            "b.txt",
+            "link",
+            "many",
+        ];
+        let files: Vec<String> = (0..many).map(|index| format!("many/f{index:04}")).collect();
+        expected.extend(files.iter().map(String::as_str));
+        expected.push("out");
+        assert_eq!(names(&entries), expected);
+
+        for entry in &entries {
+            match entry.kind {
+                EntryKind::File => {
+                    let content = fs::read(tree.join(&entry.name)).unwrap();
+                    assert_eq!(
+                        entry.hash,
+                        Some(*blake3::hash(&content).as_bytes()),
+                        "{}",
+                        entry.name
+                    );
+                    assert_eq!(entry.size, content.len() as u64);
+                }
+                EntryKind::Directory => assert_eq!((entry.size, entry.hash), (0, None)),
+                EntryKind::Symlink => assert!(entry.link_target.is_some() && entry.hash.is_none()),
+                EntryKind::Other => panic!("unexpected {entry:?}"),
+            }
+        }
+
+        let mut calls = 0;
+        homes
+            .jail
+            .walk(&path("/tree"), false, &mut |chunk| {
+                calls += 1;
+                assert!(chunk.iter().all(|entry| entry.hash.is_none()));
+                false
+            })
+            .unwrap();
+        assert_eq!(calls, 1);
+
+        let mut empty_calls = 0;
+        let error = homes
+            .jail
+            .walk(&path("/tree/a/deep/z.txt"), false, &mut |_| {
+                empty_calls += 1;
+                true
+            })
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::NotADirectory);
+        homes.jail.mkdir(&path("/empty"), false).unwrap();
+        homes
+            .jail
+            .walk(&path("/empty"), true, &mut |_| {
+                empty_calls += 1;
+                true
+            })
+            .unwrap();
+        assert_eq!(empty_calls, 0);
+    }
+
+    #[test]
+    fn listing_hides_partials_and_sorts() {
+        let homes = Homes::new();
+        fs::write(homes.alice.join("docs/b.txt"), "b").unwrap();
+        fs::write(homes.alice.join("docs").join(partial_name("c.txt")), "c").unwrap();
+        let entries = homes.jail.list(&path("/docs")).unwrap();
+        assert_eq!(names(&entries), ["a.txt", "b.txt"]);
+        assert_eq!((entries[0].kind, entries[0].size), (EntryKind::File, 5));
+        let single = homes.jail.list(&path("/docs/a.txt")).unwrap();
+        assert_eq!(names(&single), ["a.txt"]);
+        let missing = homes.jail.list(&path("/docs/nope")).unwrap_err();
+        assert_eq!(missing.message, "/docs/nope: no such file or directory");
+    }
+
+    #[test]
+    fn remove_reports_freed_bytes() {
+        let homes = Homes::new();
+        let jail = &homes.jail;
+        assert_eq!(jail.remove(&path("/docs/a.txt"), false).unwrap(), 5);
+        fs::write(homes.alice.join("docs/b.txt"), "1234567").unwrap();
+        fs::write(homes.alice.join("docs").join(partial_name("c.txt")), "123").unwrap();
+        fs::create_dir_all(homes.alice.join("docs/sub/subsub")).unwrap();
+        fs::write(homes.alice.join("docs/sub/subsub/d.txt"), "12").unwrap();
+
+        let error = jail.remove(&path("/docs"), false).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::DirectoryNotEmpty);
+        assert_eq!(error.message, "/docs: directory not empty");
+        // The partial file's 3 bytes were never charged, so they are not freed.
+        assert_eq!(jail.remove(&path("/docs"), true).unwrap(), 9);
+        assert!(!homes.alice.join("docs").exists());
+
+        let error = jail.remove(&RemotePath::root(), true).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::PermissionDenied);
+        assert_eq!(error.message, "cannot remove your home directory");
+        assert_eq!(
+            jail.remove(&path("/docs"), true).unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+        assert!(homes.alice.is_dir());
+    }
+
+    #[test]
+    fn rename_follows_mv_semantics() {
+        let homes = Homes::new();
+        let jail = &homes.jail;
+        fs::write(homes.alice.join("big.txt"), "twelve bytes").unwrap();
+
+        // Replacing a file frees its size.
+        assert_eq!(
+            jail.rename(&path("/big.txt"), &path("/docs/a.txt"))
+                .unwrap(),
+            5
+        );
+        assert_eq!(
+            fs::read_to_string(homes.alice.join("docs/a.txt")).unwrap(),
+            "twelve bytes"
+        );
+        // Into an existing directory, under its own name; the home counts.
+        jail.mkdir(&path("/archive"), false).unwrap();
+        assert_eq!(
+            jail.rename(&path("/docs/a.txt"), &path("/archive"))
+                .unwrap(),
+            0
+        );
+        assert!(homes.alice.join("archive/a.txt").is_file());
+        assert_eq!(
+            jail.rename(&path("/archive/a.txt"), &RemotePath::root())
+                .unwrap(),
+            0
+        );
+        assert!(homes.alice.join("a.txt").is_file());
+        // Onto itself: nothing happens.
+        assert_eq!(jail.rename(&path("/a.txt"), &path("/a.txt")).unwrap(), 0);
+        assert!(homes.alice.join("a.txt").is_file());
+        // Plain rename to a new name, and a directory into another.
+        assert_eq!(
+            jail.rename(&path("/a.txt"), &path("/docs/renamed.txt"))
+                .unwrap(),
+            0
+        );
+        assert_eq!(jail.rename(&path("/archive"), &path("/docs")).unwrap(), 0);
+        assert!(homes.alice.join("docs/archive").is_dir());
+
+        let refused = [
+            (
+                jail.rename(&RemotePath::root(), &path("/x")),
+                ErrorKind::PermissionDenied,
+            ),
+            (
+                jail.rename(&path("/docs"), &path("/docs/archive/deeper")),
+                ErrorKind::InvalidPath,
+            ),
+            (
+                jail.rename(&path("/docs"), &path("/docs/archive")),
+                ErrorKind::InvalidPath,
+            ),
+            (
+                jail.rename(
+                    &path("/docs/renamed.txt"),
+                    &path(&format!("/{}", partial_name("x"))),
+                ),
+                ErrorKind::InvalidPath,
+            ),
+            (
+                jail.rename(&path("/missing"), &path("/x")),
+                ErrorKind::NotFound,
+            ),
+        ];
+        for (result, kind) in refused {
+            assert_eq!(result.unwrap_err().kind, kind);
+        }
+        // Through a link, the kernel's own check catches what the lexical one cannot.
+        symlink("docs/archive", homes.alice.join("archive_link")).unwrap();
+        let error = jail
+            .rename(&path("/docs"), &path("/archive_link/inner"))
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InvalidPath);
+        assert!(homes.alice.join("docs/renamed.txt").is_file());
+    }
+
+    #[test]
+    fn mkdir_with_and_without_parents() {
+        let homes = Homes::new();
+        let jail = &homes.jail;
+        assert_eq!(
+            jail.mkdir(&RemotePath::root(), false).unwrap_err().kind,
+            ErrorKind::AlreadyExists
+        );
+        jail.mkdir(&RemotePath::root(), true).unwrap();
+
+        jail.mkdir(&path("/a/b/c"), true).unwrap();
+        assert!(homes.alice.join("a/b/c").is_dir());
+        jail.mkdir(&path("/a/b/c"), true).unwrap();
+        let error = jail.mkdir(&path("/a/b/c"), false).unwrap_err();
+        assert_eq!(
+            (error.kind, error.message.as_str()),
+            (ErrorKind::AlreadyExists, "/a/b/c: already exists")
+        );
+        assert_eq!(
+            jail.mkdir(&path("/x/y"), false).unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+
+        let error = jail.mkdir(&path("/docs/a.txt/sub"), true).unwrap_err();
+        assert_eq!(
+            (error.kind, error.message.as_str()),
+            (ErrorKind::NotADirectory, "/docs/a.txt: not a directory")
+        );
+        let error = jail.mkdir(&path("/docs/a.txt"), true).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::AlreadyExists);
+        let error = jail
+            .mkdir(&path(&format!("/{}", partial_name("d"))), true)
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InvalidPath);
+    }
+
+    #[test]
+    fn open_parent_and_open_read_refuse_what_they_must() {
+        let homes = Homes::new();
+        let jail = &homes.jail;
+        let error = jail.open_parent(&RemotePath::root()).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::IsADirectory);
+        let error = jail
+            .open_parent(&path(&format!("/docs/{}", partial_name("a.txt"))))
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InvalidPath);
+        assert!(error.message.ends_with("reserved name"));
+        let error = jail.open_parent(&path("/missing/a.txt")).unwrap_err();
+        assert_eq!(error.message, "/missing: no such file or directory");
+        let error = jail.open_parent(&path("/docs/a.txt/b")).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::NotADirectory);
+
+        assert_eq!(
+            jail.open_read(&path("/docs")).unwrap_err().kind,
+            ErrorKind::IsADirectory
+        );
+        assert_eq!(
+            jail.open_read(&RemotePath::root()).unwrap_err().kind,
+            ErrorKind::IsADirectory
+        );
+        let (_, info) = jail.open_read(&path("/docs/a.txt")).unwrap();
+        let stat = jail.stat(&path("/docs/a.txt")).unwrap();
+        assert_eq!(info, stat);
+        assert_eq!(
+            (info.kind, info.size, info.mode & 0o400),
+            (EntryKind::File, 5, 0o400)
+        );
+    }
+
+    #[test]
+    fn disk_usage_counts_files_but_not_partials_or_links() {
+        let homes = Homes::new().with_escapes();
+        fs::create_dir_all(homes.alice.join("docs/sub")).unwrap();
+        fs::write(homes.alice.join("docs/sub/b.bin"), [7u8; 1000]).unwrap();
+        fs::write(homes.alice.join("docs").join(partial_name("c")), "abc").unwrap();
+        symlink("docs", homes.alice.join("docs_again")).unwrap();
+        assert_eq!(homes.jail.disk_usage().unwrap(), 5 + 1000);
+    }
+}

@@ -2,7 +2,7 @@
 //! navigation and file transfers over QUIC.
 //!
 //! The binary `qftp-server` is a thin layer over this library: [`cli`] parses
-//! the command line, [`server::serve`] runs the listener.
+//! the command line, [`server::run`] runs the listener.
 //!
 //! Code map:
 //! * [`config`]: the server root's layout and `config.toml`.
@@ -11,6 +11,7 @@
 //! * [`auth`]: password hashing, session tokens and login throttling.
 //! * [`jail`]: every file-system operation, confined to one home.
 //! * [`quota`]: reservations that keep parallel uploads inside a quota.
+//! * [`partials`]: partial upload files: safe opening and the sweep of abandoned ones.
 //! * [`server`], [`connection`], [`transfer`]: the QUIC side.
 
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod jail;
+pub mod partials;
 pub mod quota;
 pub mod server;
 pub mod transfer;

@@ -1,1 +1,196 @@
-//! (in progress)
+//! Quota reservations: how parallel uploads of one user stay inside a quota.
+//!
+//! The user database holds each user's quota and `used` bytes (final files
+//! plus partial files on disk). This module adds what only the running
+//! server knows: bytes *promised* to uploads in flight. An upload reserves
+//! the bytes it still has to receive before the server accepts any of them,
+//! and the check `used + reserved + needed <= quota` runs under one lock per
+//! user, so uploads racing on several connections cannot together overshoot.
+//!
+//! A [`Reservation`] is released when dropped, whatever way the upload ends.
+//! It also marks its target path busy, so two uploads never write the same
+//! partial file.
+//!
+//! Accounting rules:
+//! * `used` counts final files only. An upload reserves its whole size less
+//!   the size of the file it will replace, so an overwrite needs only the
+//!   difference; the commit adds that difference to `used`.
+//! * Partial files are scratch space covered by the upload's reservation
+//!   while it runs. A resumed upload is charged once, for its whole size, at
+//!   its commit, however many attempts it took. Abandoned partials are
+//!   removed after the configured age ([`crate::partials`]).
+//! * Removing files subtracts their sizes; a rename that replaces a file
+//!   subtracts the replaced file's size.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use qftp_proto::path::RemotePath;
+use qftp_proto::{ErrorKind, Usage};
+
+use crate::error::{RequestError, RequestResult};
+use crate::userdb::UserDb;
+
+#[derive(Debug, Default)]
+struct Ledger {
+    reserved: u64,
+    busy: HashSet<RemotePath>,
+}
+
+/// The in-memory reservations of one user, shared by all their connections.
+#[derive(Debug)]
+pub struct UserQuota {
+    user: String,
+    ledger: Mutex<Ledger>,
+}
+
+/// All users' reservations.
+#[derive(Debug, Default)]
+pub struct QuotaBook {
+    users: Mutex<HashMap<String, Arc<UserQuota>>>,
+}
+
+impl QuotaBook {
+    /// The reservations of `user`, created on first use.
+    pub fn user(&self, user: &str) -> Arc<UserQuota> {
+        let mut users = self.users.lock().expect("quota book lock");
+        users
+            .entry(user.to_owned())
+            .or_insert_with(|| {
+                Arc::new(UserQuota {
+                    user: user.to_owned(),
+                    ledger: Mutex::new(Ledger::default()),
+                })
+            })
+            .clone()
+    }
+}
+
+/// Bytes promised to one upload; released on drop.
+#[derive(Debug)]
+pub struct Reservation {
+    quota: Arc<UserQuota>,
+    path: RemotePath,
+    bytes: u64,
+}
+
+impl Reservation {
+    /// Bytes currently reserved.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut ledger = self.quota.ledger.lock().expect("quota lock");
+        ledger.reserved = ledger.reserved.saturating_sub(self.bytes);
+        ledger.busy.remove(&self.path);
+    }
+}
+
+impl UserQuota {
+    /// The user's figures right now.
+    pub fn usage(&self, db: &UserDb) -> RequestResult<Usage> {
+        let ledger = self.ledger.lock().expect("quota lock");
+        let (used, quota) = db.usage(&self.user).map_err(internal)?;
+        Ok(Usage {
+            used,
+            reserved: ledger.reserved,
+            quota,
+        })
+    }
+
+    /// Reserves room for an upload of `size` bytes to `path` that will
+    /// replace a file of `replaced` bytes, or refuses with how much is needed
+    /// and how much is free.
+    pub fn reserve(
+        self: &Arc<Self>,
+        db: &UserDb,
+        path: &RemotePath,
+        size: u64,
+        replaced: u64,
+    ) -> RequestResult<Reservation> {
+        let needed = size.saturating_sub(replaced);
+        let mut ledger = self.ledger.lock().expect("quota lock");
+        if ledger.busy.contains(path) {
+            return Err(RequestError::new(
+                ErrorKind::Busy,
+                format!("{path}: another upload to this file is in progress"),
+            ));
+        }
+        let (used, quota) = db.usage(&self.user).map_err(internal)?;
+        if let Some(quota) = quota {
+            let committed = used.saturating_add(ledger.reserved);
+            if committed.saturating_add(needed) > quota {
+                let free = quota.saturating_sub(committed);
+                return Err(RequestError::new(
+                    ErrorKind::QuotaExceeded { needed, free },
+                    format!(
+                        "{path}: quota exceeded: needs {}, {} free",
+                        qftp_proto::size::format_size(needed),
+                        qftp_proto::size::format_size(free)
+                    ),
+                ));
+            }
+        }
+        ledger.reserved += needed;
+        ledger.busy.insert(path.clone());
+        Ok(Reservation {
+            quota: Arc::clone(self),
+            path: path.clone(),
+            bytes: needed,
+        })
+    }
+
+    /// Commits a finished upload of `size` bytes that replaces a file of
+    /// `replaced` bytes: checks the quota once more, runs `place` (the rename
+    /// into the final name) and charges the difference, all under the user's
+    /// lock. The check can only fail when the replaced file vanished while
+    /// the upload ran.
+    pub fn commit(
+        &self,
+        db: &UserDb,
+        reservation: &Reservation,
+        size: u64,
+        replaced: u64,
+        place: impl FnOnce() -> RequestResult<()>,
+    ) -> RequestResult<()> {
+        let ledger = self.ledger.lock().expect("quota lock");
+        let delta = size as i64 - replaced as i64;
+        let (used, quota) = db.usage(&self.user).map_err(internal)?;
+        if let Some(quota) = quota {
+            let others = ledger.reserved.saturating_sub(reservation.bytes);
+            let after = used.saturating_add_signed(delta);
+            if delta > 0 && after.saturating_add(others) > quota {
+                return Err(RequestError::new(
+                    ErrorKind::QuotaExceeded {
+                        needed: delta as u64,
+                        free: quota.saturating_sub(used.saturating_add(others)),
+                    },
+                    "quota exceeded: the file this upload replaces was removed meanwhile",
+                ));
+            }
+        }
+        place()?;
+        add_used(db, &self.user, delta)
+    }
+
+    /// Adds `delta` bytes (negative frees) to `used`.
+    pub fn adjust(&self, db: &UserDb, delta: i64) -> RequestResult<()> {
+        if delta == 0 {
+            return Ok(());
+        }
+        let _ledger = self.ledger.lock().expect("quota lock");
+        add_used(db, &self.user, delta)
+    }
+}
+
+fn add_used(db: &UserDb, user: &str, delta: i64) -> RequestResult<()> {
+    db.add_used(user, delta).map(|_| ()).map_err(internal)
+}
+
+fn internal(error: impl std::fmt::Display) -> RequestError {
+    tracing::error!(%error, "user database");
+    RequestError::new(ErrorKind::Internal, "server error: user database unavailable")
+}

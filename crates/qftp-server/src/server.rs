@@ -1,1 +1,205 @@
-//! (in progress)
+//! The QUIC listener: TLS setup, connection limits, the accept loop and the
+//! state every connection shares.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use qftp_transport::Fingerprint;
+use qftp_transport::tuning::{TransportLimits, transport_config};
+use quinn::crypto::rustls::QuicServerConfig;
+use tokio::sync::Semaphore;
+
+use crate::auth::LoginGuard;
+use crate::config::{ServerConfig, ServerRoot};
+use crate::quota::QuotaBook;
+use crate::userdb::UserDb;
+
+/// What all connections share.
+#[derive(Debug)]
+pub struct ServerState {
+    /// The server root's layout.
+    pub root: ServerRoot,
+    /// The loaded configuration.
+    pub config: ServerConfig,
+    /// The user store.
+    pub db: UserDb,
+    /// Login throttling and password checks.
+    pub login_guard: LoginGuard,
+    /// Per-user upload reservations.
+    pub quotas: QuotaBook,
+    connections: Arc<Semaphore>,
+    per_user: Mutex<HashMap<String, usize>>,
+}
+
+/// Counts one authenticated connection of a user while it lives.
+#[derive(Debug)]
+pub struct UserConnectionGuard {
+    state: Arc<ServerState>,
+    user: String,
+}
+
+impl Drop for UserConnectionGuard {
+    fn drop(&mut self) {
+        let mut per_user = self.state.per_user.lock().expect("per-user lock");
+        if let Some(count) = per_user.get_mut(&self.user) {
+            *count -= 1;
+            if *count == 0 {
+                per_user.remove(&self.user);
+            }
+        }
+    }
+}
+
+impl ServerState {
+    /// Registers a connection of `user`, or `None` when they are at their limit.
+    pub fn admit_user(self: &Arc<Self>, user: &str) -> Option<UserConnectionGuard> {
+        let mut per_user = self.per_user.lock().expect("per-user lock");
+        let count = per_user.entry(user.to_owned()).or_insert(0);
+        if *count >= self.config.max_connections_per_user {
+            return None;
+        }
+        *count += 1;
+        Some(UserConnectionGuard {
+            state: Arc::clone(self),
+            user: user.to_owned(),
+        })
+    }
+}
+
+/// A bound, not yet running server.
+#[derive(Debug)]
+pub struct Server {
+    endpoint: quinn::Endpoint,
+    state: Arc<ServerState>,
+    fingerprint: Fingerprint,
+}
+
+impl Server {
+    /// Opens the user store, loads the certificate and binds `listen`.
+    pub fn bind(root: ServerRoot, config: ServerConfig, listen: SocketAddr) -> anyhow::Result<Self> {
+        let (certificates, key) = crate::certs::load(&root.cert_file(), &root.key_file())?;
+        let fingerprint = Fingerprint::of_der(
+            certificates
+                .first()
+                .context("the certificate file holds no certificate")?,
+        );
+        let mut tls = rustls::ServerConfig::builder_with_provider(qftp_transport::crypto_provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .context("TLS 1.3 is not available")?
+            .with_no_client_auth()
+            .with_single_cert(certificates, key)
+            .context("the certificate and key do not match")?;
+        tls.alpn_protocols = vec![qftp_proto::ALPN.to_vec()];
+        tls.max_early_data_size = 0;
+        let crypto = QuicServerConfig::try_from(tls).context("building the QUIC TLS config")?;
+        let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        let limits = TransportLimits {
+            idle_timeout: config.idle_timeout(),
+            max_uni_streams: config.max_streams_per_connection,
+            ..TransportLimits::default()
+        };
+        server_config.transport_config(transport_config(&limits));
+        let endpoint = quinn::Endpoint::server(server_config, listen)
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let db = UserDb::open(&root.database())
+            .with_context(|| format!("opening the user database {}", root.database().display()))?;
+        let state = Arc::new(ServerState {
+            login_guard: LoginGuard::new(config.login.clone()),
+            connections: Arc::new(Semaphore::new(config.max_connections)),
+            per_user: Mutex::new(HashMap::new()),
+            quotas: QuotaBook::default(),
+            db,
+            root,
+            config,
+        });
+        Ok(Self {
+            endpoint,
+            state,
+            fingerprint,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// The fingerprint of the server's certificate.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
+    /// The shared state (for tests and embedding).
+    pub fn state(&self) -> &Arc<ServerState> {
+        &self.state
+    }
+
+    /// Serves connections until `shutdown` completes, then closes them.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let sweeper = tokio::spawn(crate::transfer::sweep_partials_periodically(Arc::clone(
+            &self.state,
+        )));
+        tokio::pin!(shutdown);
+        loop {
+            let incoming = tokio::select! {
+                incoming = self.endpoint.accept() => incoming,
+                () = &mut shutdown => break,
+            };
+            let Some(incoming) = incoming else { break };
+            let Ok(permit) = Arc::clone(&self.state.connections).try_acquire_owned() else {
+                tracing::warn!(remote = %incoming.remote_address(), "connection refused: server full");
+                incoming.refuse();
+                continue;
+            };
+            let state = Arc::clone(&self.state);
+            tokio::spawn(async move {
+                crate::connection::handle(state, incoming).await;
+                drop(permit);
+            });
+        }
+        sweeper.abort();
+        self.endpoint.close(quinn::VarInt::from_u32(0), b"server shutting down");
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.endpoint.wait_idle()).await;
+    }
+}
+
+/// Binds `listen`, prints the `listening on` line and serves until Ctrl-C
+/// or SIGTERM.
+pub async fn run(root: ServerRoot, config: ServerConfig, listen: SocketAddr) -> anyhow::Result<()> {
+    let server = Server::bind(root, config, listen)?;
+    let address = server.local_addr()?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on {address} certificate {}", server.fingerprint())?;
+    stdout.flush()?;
+    drop(stdout);
+    tracing::info!(%address, "serving");
+    server.run(shutdown_signal()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

@@ -4,6 +4,8 @@
 //!   with the size limit checked before the payload is read.
 //! * [`fingerprint`]: the SHA-256 fingerprint by which a client pins a
 //!   server certificate.
+//! * [`pump`]: moving one file between disk and a data stream, hashing as
+//!   the bytes pass, with bounded memory and no disk I/O on async workers.
 //! * [`tuning`]: the QUIC transport settings both sides use.
 //!
 //! This crate holds no protocol logic (that is `qftp-proto`) and no policy
@@ -11,6 +13,7 @@
 
 pub mod fingerprint;
 pub mod framed;
+pub mod pump;
 pub mod tuning;
 
 pub use fingerprint::Fingerprint;

@@ -1,0 +1,563 @@
+//! [`Client`]: one QUIC connection to a qftp server.
+//!
+//! Requests go out on the control stream tagged with an id; a reader task
+//! routes each answer to whoever waits for that id, so any number of
+//! requests (and transfers) can be in flight at once. Data streams the
+//! server opens for downloads are routed by their header's transfer id.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use qftp_proto::{
+    ClientFrame, ClientHello, DataHeader, EntryInfo, PROTOCOL_VERSION, Request, Response,
+    ServerFrame, ServerHello, Timestamp, Usage,
+};
+use qftp_transport::tuning::{TransportLimits, transport_config};
+use qftp_transport::{Fingerprint, framed};
+use quinn::crypto::rustls::QuicClientConfig;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::ClientError;
+use crate::trust::{self, Trust};
+
+/// The port a server listens on when none is given.
+pub const DEFAULT_PORT: u16 = 4433;
+
+/// Data streams the server may have open towards us at once.
+const INCOMING_DATA_STREAMS: u32 = 256;
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// `host`, `host:port`, `[v6]:port`.
+    pub server: String,
+    /// How to trust the server's certificate.
+    pub trust: Trust,
+    /// The known-hosts file, named in the error when a pin does not match.
+    pub known_hosts: Option<std::path::PathBuf>,
+    /// How long a silent connection lives.
+    pub idle_timeout: Duration,
+    /// How long to wait for the server to answer the handshake.
+    pub connect_timeout: Duration,
+}
+
+impl ConnectOptions {
+    /// Options for `server` with `trust` and default timeouts.
+    pub fn new(server: impl Into<String>, trust: Trust) -> Self {
+        Self {
+            server: server.into(),
+            trust,
+            known_hosts: None,
+            idle_timeout: TransportLimits::default().idle_timeout,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The QUIC client configuration for `trust`: TLS 1.3 with the qftp ALPN
+/// and qftp's transport settings. `presented` receives the fingerprint of
+/// the certificate the server shows. Useful to speak to a server directly.
+pub fn quic_client_config(
+    trust: &Trust,
+    presented: Arc<Mutex<Option<Fingerprint>>>,
+    idle_timeout: Duration,
+) -> Result<quinn::ClientConfig, ClientError> {
+    let verifier = trust::verifier(trust, presented)?;
+    let mut tls = rustls::ClientConfig::builder_with_provider(qftp_transport::crypto_provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|error| ClientError::Protocol(error.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![qftp_proto::ALPN.to_vec()];
+    let crypto = QuicClientConfig::try_from(tls).map_err(|error| ClientError::Protocol(error.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    let limits = TransportLimits {
+        idle_timeout,
+        max_uni_streams: INCOMING_DATA_STREAMS,
+        max_bi_streams: 0,
+        ..TransportLimits::default()
+    };
+    config.transport_config(transport_config(&limits));
+    Ok(config)
+}
+
+/// Splits `host[:port]` (with `[v6]:port` for IPv6), defaulting the port.
+pub fn split_host_port(server: &str) -> Result<(String, u16), ClientError> {
+    let invalid = || ClientError::Usage(format!("invalid server address {server:?}: expected HOST or HOST:PORT"));
+    if let Some(rest) = server.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(invalid)?;
+        let port = match after.strip_prefix(':') {
+            Some(port) => port.parse().map_err(|_| invalid())?,
+            None if after.is_empty() => DEFAULT_PORT,
+            None => return Err(invalid()),
+        };
+        return Ok((host.to_owned(), port));
+    }
+    if server.parse::<IpAddr>().is_ok() {
+        return Ok((server.to_owned(), DEFAULT_PORT));
+    }
+    match server.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() => Ok((host.to_owned(), port.parse().map_err(|_| invalid())?)),
+        Some(_) => Err(invalid()),
+        None if server.is_empty() => Err(invalid()),
+        None => Ok((server.to_owned(), DEFAULT_PORT)),
+    }
+}
+
+/// The canonical `host:port` key of a server (as in the known-hosts file).
+pub fn host_key(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+type Waiters = Mutex<Option<HashMap<u64, mpsc::UnboundedSender<Response>>>>;
+type StreamWaiters = Mutex<HashMap<u64, oneshot::Sender<quinn::RecvStream>>>;
+
+#[derive(Debug)]
+struct Inner {
+    endpoint: quinn::Endpoint,
+    connection: quinn::Connection,
+    control: tokio::sync::Mutex<quinn::SendStream>,
+    max_frame: usize,
+    next_request: AtomicU64,
+    next_transfer: AtomicU64,
+    waiters: Waiters,
+    streams: StreamWaiters,
+    host: String,
+    fingerprint: Option<Fingerprint>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.connection.close(0u32.into(), b"bye");
+    }
+}
+
+/// A connection to a qftp server; cheap to clone, shared by all tasks.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+/// The answers to one request that has several (listings, downloads).
+#[derive(Debug)]
+pub struct Responses {
+    id: u64,
+    receiver: mpsc::UnboundedReceiver<Response>,
+    client: Client,
+}
+
+impl Responses {
+    /// The next answer; a server refusal becomes [`ClientError::Server`].
+    pub async fn next(&mut self) -> Result<Response, ClientError> {
+        match self.receiver.recv().await {
+            Some(Response::Error(reply)) => Err(ClientError::Server(reply)),
+            Some(response) => Ok(response),
+            None => Err(self.client.lost()),
+        }
+    }
+}
+
+impl Drop for Responses {
+    fn drop(&mut self) {
+        if let Some(waiters) = self.client.inner.waiters.lock().expect("waiters lock").as_mut() {
+            waiters.remove(&self.id);
+        }
+    }
+}
+
+fn unexpected(response: &Response) -> ClientError {
+    ClientError::Protocol(format!("unexpected answer {response:?}"))
+}
+
+impl Client {
+    /// Connects, checks the certificate and exchanges hellos.
+    pub async fn connect(options: &ConnectOptions) -> Result<Self, ClientError> {
+        let (host, port) = split_host_port(&options.server)?;
+        let key = host_key(&host, port);
+        let unreachable = |reason: String| ClientError::Unreachable {
+            address: key.clone(),
+            reason,
+        };
+        let address: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|error| unreachable(error.to_string()))?
+            .next()
+            .ok_or_else(|| unreachable("no address found".into()))?;
+
+        let presented = Arc::new(Mutex::new(None));
+        let config = quic_client_config(&options.trust, Arc::clone(&presented), options.idle_timeout)?;
+        let bind: SocketAddr = if address.is_ipv6() {
+            "[::]:0".parse().expect("literal address")
+        } else {
+            "0.0.0.0:0".parse().expect("literal address")
+        };
+        let mut endpoint = quinn::Endpoint::client(bind).map_err(|error| unreachable(error.to_string()))?;
+        endpoint.set_default_client_config(config);
+        let connecting = endpoint
+            .connect(address, &host)
+            .map_err(|error| unreachable(error.to_string()))?;
+        let connected = tokio::time::timeout(options.connect_timeout, connecting)
+            .await
+            .map_err(|_| unreachable(format!("no answer within {} s", options.connect_timeout.as_secs())))?;
+        let connection = match connected {
+            Ok(connection) => connection,
+            Err(error) => {
+                let presented = *presented.lock().expect("fingerprint lock");
+                if let (Trust::Pinned(pinned), Some(presented)) = (&options.trust, presented)
+                    && *pinned != presented
+                {
+                    return Err(ClientError::CertificateChanged {
+                        host: key,
+                        pinned: *pinned,
+                        presented,
+                        known_hosts: options.known_hosts.clone().unwrap_or_default(),
+                    });
+                }
+                return Err(unreachable(error.to_string()));
+            }
+        };
+        let fingerprint = *presented.lock().expect("fingerprint lock");
+
+        let (mut send, mut recv) = connection
+            .open_bi()
+            .await
+            .map_err(|error| unreachable(error.to_string()))?;
+        let hello = ClientHello {
+            version: PROTOCOL_VERSION,
+            client: format!("qftp {}", env!("CARGO_PKG_VERSION")),
+        };
+        framed::write_message(&mut send, &hello, qftp_proto::DEFAULT_MAX_FRAME).await?;
+        let server_hello: ServerHello = framed::read_message(&mut recv, qftp_proto::DEFAULT_MAX_FRAME)
+            .await?
+            .ok_or_else(|| ClientError::Protocol("the server closed the connection during the hello".into()))?;
+        if server_hello.version != PROTOCOL_VERSION {
+            return Err(ClientError::Protocol(format!(
+                "the server speaks protocol version {}, this client {PROTOCOL_VERSION}",
+                server_hello.version
+            )));
+        }
+        let max_frame = (server_hello.max_frame as usize).clamp(1024, qftp_proto::HARD_MAX_FRAME);
+        let inner = Arc::new(Inner {
+            endpoint,
+            connection: connection.clone(),
+            control: tokio::sync::Mutex::new(send),
+            max_frame,
+            next_request: AtomicU64::new(1),
+            next_transfer: AtomicU64::new(1),
+            waiters: Mutex::new(Some(HashMap::new())),
+            streams: Mutex::new(HashMap::new()),
+            host: key,
+            fingerprint,
+        });
+        tokio::spawn(read_answers(Arc::downgrade(&inner), recv, max_frame));
+        tokio::spawn(accept_data_streams(Arc::downgrade(&inner), connection));
+        Ok(Self { inner })
+    }
+
+    /// The server as `host:port`.
+    pub fn host(&self) -> &str {
+        &self.inner.host
+    }
+
+    /// The fingerprint of the certificate the server presented (not known
+    /// under CA trust).
+    pub fn server_fingerprint(&self) -> Option<Fingerprint> {
+        self.inner.fingerprint
+    }
+
+    /// The underlying QUIC connection.
+    pub fn connection(&self) -> &quinn::Connection {
+        &self.inner.connection
+    }
+
+    fn lost(&self) -> ClientError {
+        let reason = self
+            .inner
+            .connection
+            .close_reason()
+            .map_or_else(|| "the control stream ended".to_owned(), |reason| reason.to_string());
+        ClientError::ConnectionLost(reason)
+    }
+
+    /// Sends `request` and returns the stream of its answers.
+    pub async fn send(&self, request: Request) -> Result<Responses, ClientError> {
+        let id = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = mpsc::unbounded_channel();
+        match self.inner.waiters.lock().expect("waiters lock").as_mut() {
+            Some(waiters) => waiters.insert(id, sender),
+            None => return Err(self.lost()),
+        };
+        let responses = Responses {
+            id,
+            receiver,
+            client: self.clone(),
+        };
+        let frame = ClientFrame { id, request };
+        let mut control = self.inner.control.lock().await;
+        framed::write_message(&mut control, &frame, self.inner.max_frame)
+            .await
+            .map_err(|error| match error {
+                qftp_transport::framed::FramedError::Write(_) => self.lost(),
+                other => other.into(),
+            })?;
+        Ok(responses)
+    }
+
+    /// Sends `request` and waits for its one answer.
+    pub async fn request(&self, request: Request) -> Result<Response, ClientError> {
+        self.send(request).await?.next().await
+    }
+
+    async fn expect_ok(&self, request: Request) -> Result<(), ClientError> {
+        match self.request(request).await? {
+            Response::Ok => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Logs in with a password; returns the session token and its expiry.
+    pub async fn login(&self, user: &str, password: &str) -> Result<(String, Timestamp), ClientError> {
+        let request = Request::Login {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        };
+        match self.request(request).await? {
+            Response::LoggedIn { token, expires, .. } => Ok((token, expires)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Authenticates with a session token; returns the user name.
+    pub async fn authenticate(&self, token: &str) -> Result<String, ClientError> {
+        match self.request(Request::Authenticate { token: token.to_owned() }).await? {
+            Response::Authenticated { user } => Ok(user),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Revokes this connection's session on the server.
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        self.expect_ok(Request::Logout).await
+    }
+
+    /// The logged-in user and their quota use.
+    pub async fn who_am_i(&self) -> Result<(String, Usage), ClientError> {
+        match self.request(Request::WhoAmI).await? {
+            Response::Identity { user, usage } => Ok((user, usage)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Quota use.
+    pub async fn disk_usage(&self) -> Result<Usage, ClientError> {
+        match self.request(Request::DiskUsage).await? {
+            Response::DiskUsage(usage) => Ok(usage),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Metadata of `path`.
+    pub async fn stat(&self, path: &str) -> Result<EntryInfo, ClientError> {
+        match self.request(Request::Stat { path: path.to_owned() }).await? {
+            Response::Entry(entry) => Ok(entry),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The entries of a directory (or the one entry of a file).
+    pub async fn list(&self, path: &str) -> Result<Vec<EntryInfo>, ClientError> {
+        let mut responses = self.send(Request::List { path: path.to_owned() }).await?;
+        let mut all = Vec::new();
+        loop {
+            match responses.next().await? {
+                Response::Listing { entries, done } => {
+                    all.extend(entries);
+                    if done {
+                        return Ok(all);
+                    }
+                }
+                other => return Err(unexpected(&other)),
+            }
+        }
+    }
+
+    /// Every entry below `path`, chunk by chunk, in one streamed request.
+    pub async fn walk(
+        &self,
+        path: &str,
+        hashes: bool,
+        mut each_chunk: impl FnMut(Vec<EntryInfo>),
+    ) -> Result<(), ClientError> {
+        let mut responses = self
+            .send(Request::Walk {
+                path: path.to_owned(),
+                hashes,
+            })
+            .await?;
+        loop {
+            match responses.next().await? {
+                Response::Tree { entries, done } => {
+                    each_chunk(entries);
+                    if done {
+                        return Ok(());
+                    }
+                }
+                other => return Err(unexpected(&other)),
+            }
+        }
+    }
+
+    /// Creates a directory (with `parents`, also its missing ancestors).
+    pub async fn mkdir(&self, path: &str, parents: bool) -> Result<(), ClientError> {
+        self.expect_ok(Request::Mkdir {
+            path: path.to_owned(),
+            parents,
+        })
+        .await
+    }
+
+    /// Removes a file, an empty directory, or with `recursive` a tree.
+    pub async fn remove(&self, path: &str, recursive: bool) -> Result<(), ClientError> {
+        self.expect_ok(Request::Remove {
+            path: path.to_owned(),
+            recursive,
+        })
+        .await
+    }
+
+    /// Renames or moves `from` to `to`.
+    pub async fn rename(&self, from: &str, to: &str) -> Result<(), ClientError> {
+        self.expect_ok(Request::Rename {
+            from: from.to_owned(),
+            to: to.to_owned(),
+        })
+        .await
+    }
+
+    /// A fresh transfer id for this connection.
+    pub fn next_transfer_id(&self) -> u64 {
+        self.inner.next_transfer.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Registers interest in the data stream of download `transfer_id`;
+    /// must be called before the download is opened.
+    pub(crate) fn expect_data_stream(&self, transfer_id: u64) -> DataStreamWaiter {
+        let (sender, receiver) = oneshot::channel();
+        self.inner
+            .streams
+            .lock()
+            .expect("streams lock")
+            .insert(transfer_id, sender);
+        DataStreamWaiter {
+            client: self.clone(),
+            transfer_id,
+            receiver,
+        }
+    }
+
+    /// Opens a data stream for upload `transfer_id`, starting at `offset`.
+    pub(crate) async fn open_data_stream(&self, transfer_id: u64, offset: u64) -> Result<quinn::SendStream, ClientError> {
+        let mut send = self.inner.connection.open_uni().await.map_err(|_| self.lost())?;
+        framed::write_message(&mut send, &DataHeader { transfer_id, offset }, 64).await?;
+        Ok(send)
+    }
+
+    /// Closes the connection politely and waits briefly for the close to be sent.
+    pub async fn close(&self) {
+        self.inner.connection.close(0u32.into(), b"bye");
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.inner.endpoint.wait_idle()).await;
+    }
+}
+
+/// Waits for the data stream of one download.
+#[derive(Debug)]
+pub(crate) struct DataStreamWaiter {
+    client: Client,
+    transfer_id: u64,
+    receiver: oneshot::Receiver<quinn::RecvStream>,
+}
+
+impl DataStreamWaiter {
+    pub(crate) async fn stream(&mut self) -> Result<quinn::RecvStream, ClientError> {
+        (&mut self.receiver).await.map_err(|_| self.client.lost())
+    }
+}
+
+impl Drop for DataStreamWaiter {
+    fn drop(&mut self) {
+        self.client
+            .inner
+            .streams
+            .lock()
+            .expect("streams lock")
+            .remove(&self.transfer_id);
+    }
+}
+
+async fn read_answers(inner: std::sync::Weak<Inner>, mut recv: quinn::RecvStream, max_frame: usize) {
+    loop {
+        let frame = match framed::read_message::<ServerFrame>(&mut recv, max_frame).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) | Err(_) => break,
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        let waiters = inner.waiters.lock().expect("waiters lock");
+        if let Some(sender) = waiters.as_ref().and_then(|waiters| waiters.get(&frame.id)) {
+            let _ = sender.send(frame.response);
+        }
+    }
+    if let Some(inner) = inner.upgrade() {
+        inner.waiters.lock().expect("waiters lock").take();
+        inner.streams.lock().expect("streams lock").clear();
+    }
+}
+
+async fn accept_data_streams(inner: std::sync::Weak<Inner>, connection: quinn::Connection) {
+    while let Ok(mut recv) = connection.accept_uni().await {
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            let header = tokio::time::timeout(Duration::from_secs(30), framed::read_message::<DataHeader>(&mut recv, 64)).await;
+            let Ok(Ok(Some(header))) = header else {
+                let _ = recv.stop(1u32.into());
+                return;
+            };
+            let Some(inner) = inner.upgrade() else { return };
+            let sender = inner.streams.lock().expect("streams lock").remove(&header.transfer_id);
+            match sender {
+                Some(sender) => {
+                    if let Err(mut recv) = sender.send(recv) {
+                        let _ = recv.stop(2u32.into());
+                    }
+                }
+                None => {
+                    let _ = recv.stop(2u32.into());
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_split() {
+        assert_eq!(split_host_port("example.org").unwrap(), ("example.org".into(), 4433));
+        assert_eq!(split_host_port("example.org:99").unwrap(), ("example.org".into(), 99));
+        assert_eq!(split_host_port("127.0.0.1:5").unwrap(), ("127.0.0.1".into(), 5));
+        assert_eq!(split_host_port("[::1]:7").unwrap(), ("::1".into(), 7));
+        assert_eq!(split_host_port("::1").unwrap(), ("::1".into(), 4433));
+        assert!(split_host_port("host:notaport").is_err());
+        assert!(split_host_port("").is_err());
+        assert_eq!(host_key("::1", 7), "[::1]:7");
+    }
+}

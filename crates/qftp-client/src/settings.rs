@@ -1,0 +1,129 @@
+//! The client's config directory: the saved session and the known hosts.
+//!
+//! The directory is `$QFTP_CONFIG_DIR` if set, else `qftp` inside the
+//! platform's config directory. Files here are written atomically with mode
+//! 0600. The session holds the server, the user, the session token and the
+//! current directory; never a password.
+
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ClientError;
+
+/// The file name of the saved session.
+pub const SESSION_FILE: &str = "session.toml";
+/// The file name of the known-hosts list.
+pub const KNOWN_HOSTS_FILE: &str = "known_hosts";
+
+/// The client's config directory.
+pub fn config_dir() -> Result<PathBuf, ClientError> {
+    if let Some(dir) = std::env::var_os("QFTP_CONFIG_DIR").filter(|dir| !dir.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    dirs::config_dir()
+        .map(|dir| dir.join("qftp"))
+        .ok_or_else(|| ClientError::Usage("cannot find a config directory; set QFTP_CONFIG_DIR".into()))
+}
+
+/// What `qftp login` leaves for later commands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedSession {
+    /// The server as `host:port`.
+    pub server: String,
+    /// The user logged in.
+    pub user: String,
+    /// The session token (not the password).
+    pub token: String,
+    /// The remote current directory.
+    pub cwd: String,
+    /// A CA file to verify the server with, instead of the pinned fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+}
+
+impl SavedSession {
+    /// Reads the session from `dir`, or `None` if there is none.
+    pub fn load(dir: &Path) -> Result<Option<Self>, ClientError> {
+        let path = dir.join(SESSION_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map(Some)
+                .map_err(|error| ClientError::Usage(format!("{}: {error}", path.display()))),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(ClientError::local(path, error)),
+        }
+    }
+
+    /// Writes the session to `dir` with mode 0600.
+    pub fn save(&self, dir: &Path) -> Result<(), ClientError> {
+        let text = toml::to_string(self).map_err(|error| ClientError::Usage(error.to_string()))?;
+        write_private(&dir.join(SESSION_FILE), text.as_bytes())
+    }
+
+    /// Deletes the saved session, if any.
+    pub fn remove(dir: &Path) -> Result<(), ClientError> {
+        let path = dir.join(SESSION_FILE);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(ClientError::local(path, error)),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename) with
+/// mode 0600, creating the parent directory with mode 0700.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(parent)
+        .map_err(|error| ClientError::local(parent, error))?;
+    let file_name = path.file_name().and_then(|name| name.to_str()).unwrap_or("file");
+    let temporary = parent.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    })();
+    result.map_err(|error| {
+        let _ = std::fs::remove_file(&temporary);
+        ClientError::local(path, error)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn session_is_private_and_round_trips() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("config");
+        assert_eq!(SavedSession::load(&dir).unwrap(), None);
+        let session = SavedSession {
+            server: "localhost:4433".into(),
+            user: "alice".into(),
+            token: "ab".repeat(32),
+            cwd: "/docs".into(),
+            ca: None,
+        };
+        session.save(&dir).unwrap();
+        let mode = std::fs::metadata(dir.join(SESSION_FILE)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(SavedSession::load(&dir).unwrap(), Some(session));
+        SavedSession::remove(&dir).unwrap();
+        assert_eq!(SavedSession::load(&dir).unwrap(), None);
+    }
+}

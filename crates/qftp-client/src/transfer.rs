@@ -1,0 +1,333 @@
+//! One upload or one download, with hashing, resume and progress events.
+//!
+//! An upload offers to resume; the server answers with the length and hash
+//! of the partial file it holds, and the client continues from there only
+//! if its own file starts with exactly those bytes. A download works the
+//! other way round: the client offers its local partial's length and hash.
+//! Either way the whole file's BLAKE3 is checked before the file appears
+//! under its final name (on the server for uploads, here for downloads).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use qftp_proto::{ErrorKind, Request, ResumePoint, Response};
+use qftp_transport::pump::{self, PumpError};
+
+use crate::connection::Client;
+use crate::error::ClientError;
+
+/// Receives transfer events, e.g. to draw progress bars.
+///
+/// `job` identifies one file within a batch; events of different jobs
+/// arrive from different tasks concurrently.
+pub trait TransferObserver: Send + Sync {
+    /// A file's transfer starts; `resumed` bytes are already in place.
+    fn started(&self, job: usize, label: &str, size: u64, resumed: u64) {
+        let _ = (job, label, size, resumed);
+    }
+    /// `bytes` more bytes moved.
+    fn advanced(&self, job: usize, bytes: u64) {
+        let _ = (job, bytes);
+    }
+    /// The file is done, or failed.
+    fn finished(&self, job: usize, result: Result<&TransferOutcome, &ClientError>) {
+        let _ = (job, result);
+    }
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Silent;
+
+impl TransferObserver for Silent {}
+
+/// How one file went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TransferOutcome {
+    /// The file's size.
+    pub size: u64,
+    /// Bytes that travelled in this attempt.
+    pub transferred: u64,
+    /// Bytes that were already in place from an earlier attempt.
+    pub resumed: u64,
+}
+
+/// Options of one transfer.
+#[derive(Debug, Clone, Copy)]
+pub struct TransferOptions {
+    /// Continue from a partial file when its content matches.
+    pub resume: bool,
+}
+
+impl Default for TransferOptions {
+    fn default() -> Self {
+        Self { resume: true }
+    }
+}
+
+fn unexpected(response: &Response) -> ClientError {
+    ClientError::Protocol(format!("unexpected answer {response:?}"))
+}
+
+fn pump_error(path: &Path, error: PumpError) -> ClientError {
+    match error {
+        PumpError::Disk(source) => ClientError::local(path, source),
+        PumpError::Shrank => ClientError::local(
+            path,
+            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file shrank while being sent"),
+        ),
+        other => ClientError::ConnectionLost(other.to_string()),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ClientError> + Send + 'static,
+) -> Result<T, ClientError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| ClientError::Protocol(format!("worker thread failed: {error}")))?
+}
+
+/// Uploads the local file `local` to the remote path `remote`.
+pub async fn upload(
+    client: &Client,
+    local: &Path,
+    remote: &str,
+    options: TransferOptions,
+    observer: &dyn TransferObserver,
+    job: usize,
+) -> Result<TransferOutcome, ClientError> {
+    let result = upload_inner(client, local, remote, options, observer, job).await;
+    observer.finished(job, result.as_ref());
+    result
+}
+
+async fn upload_inner(
+    client: &Client,
+    local: &Path,
+    remote: &str,
+    options: TransferOptions,
+    observer: &dyn TransferObserver,
+    job: usize,
+) -> Result<TransferOutcome, ClientError> {
+    let path = local.to_owned();
+    let (file, size, mtime) = blocking(move || {
+        let file = std::fs::File::open(&path).map_err(|error| ClientError::local(&path, error))?;
+        let metadata = file.metadata().map_err(|error| ClientError::local(&path, error))?;
+        if !metadata.is_file() {
+            return Err(ClientError::Usage(format!("{}: not a regular file", path.display())));
+        }
+        let mtime = metadata.modified().map_err(|error| ClientError::local(&path, error))?;
+        Ok((file, metadata.len(), qftp_proto::Timestamp::from(mtime)))
+    })
+    .await?;
+    let transfer_id = client.next_transfer_id();
+    let ready = client
+        .request(Request::PutOpen {
+            transfer_id,
+            path: remote.to_owned(),
+            size,
+            mtime,
+            resume: options.resume,
+        })
+        .await?;
+    let Response::PutReady { offset, prefix_hash } = ready else {
+        return Err(unexpected(&ready));
+    };
+    let path = local.to_owned();
+    let (file, start, hasher) = blocking(move || {
+        let mut hasher = blake3::Hasher::new();
+        if let Some(expected) = prefix_hash.filter(|_| offset > 0 && offset <= size) {
+            pump::hash_prefix(&file, offset, &mut hasher).map_err(|error| ClientError::local(&path, error))?;
+            if hasher.finalize().as_bytes() == &expected {
+                return Ok((file, offset, hasher));
+            }
+            hasher.reset();
+        }
+        Ok((file, 0, hasher))
+    })
+    .await?;
+    observer.started(job, remote, size, start);
+    let sent = async {
+        let mut send = client.open_data_stream(transfer_id, start).await?;
+        let hasher = pump::send_file(file, start, size - start, hasher, &mut send, |bytes| {
+            observer.advanced(job, bytes);
+        })
+        .await
+        .map_err(|error| pump_error(local, error))?;
+        send.finish()
+            .map_err(|error| ClientError::ConnectionLost(error.to_string()))?;
+        Ok::<_, ClientError>(hasher)
+    }
+    .await;
+    let hasher = match sent {
+        Ok(hasher) => hasher,
+        Err(error) => {
+            let _ = client.send(Request::PutAbort { transfer_id }).await;
+            return Err(error);
+        }
+    };
+    let done = client
+        .request(Request::PutCommit {
+            transfer_id,
+            hash: *hasher.finalize().as_bytes(),
+        })
+        .await?;
+    match done {
+        Response::PutDone { bytes_received, resumed } => Ok(TransferOutcome {
+            size,
+            transferred: bytes_received,
+            resumed,
+        }),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// The hidden partial file that a download of `local` writes to.
+pub fn local_partial_path(local: &Path) -> Result<PathBuf, ClientError> {
+    let name = local
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or_else(|| ClientError::Usage(format!("{}: not a usable file name", local.display())))?;
+    Ok(local.with_file_name(qftp_proto::partial_name(name)))
+}
+
+/// Downloads the remote file `remote` to the local path `local`.
+pub async fn download(
+    client: &Client,
+    remote: &str,
+    local: &Path,
+    options: TransferOptions,
+    observer: &dyn TransferObserver,
+    job: usize,
+) -> Result<TransferOutcome, ClientError> {
+    let result = download_inner(client, remote, local, options, observer, job).await;
+    observer.finished(job, result.as_ref());
+    result
+}
+
+async fn download_inner(
+    client: &Client,
+    remote: &str,
+    local: &Path,
+    options: TransferOptions,
+    observer: &dyn TransferObserver,
+    job: usize,
+) -> Result<TransferOutcome, ClientError> {
+    let partial = local_partial_path(local)?;
+    let partial_path = partial.clone();
+    let resume = options.resume;
+    let (file, local_resume, hasher) = blocking(move || {
+        let path = &partial_path;
+        if let Ok(metadata) = std::fs::symlink_metadata(path)
+            && !metadata.is_file()
+        {
+            return Err(ClientError::Usage(format!("{}: exists and is not a regular file", path.display())));
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|error| ClientError::local(path, error))?;
+        let length = file.metadata().map_err(|error| ClientError::local(path, error))?.len();
+        let mut hasher = blake3::Hasher::new();
+        if resume && length > 0 {
+            pump::hash_prefix(&file, length, &mut hasher).map_err(|error| ClientError::local(path, error))?;
+            let point = ResumePoint {
+                offset: length,
+                prefix_hash: *hasher.finalize().as_bytes(),
+            };
+            return Ok((file, Some(point), hasher));
+        }
+        Ok((file, None, hasher))
+    })
+    .await?;
+
+    let transfer_id = client.next_transfer_id();
+    let mut stream_waiter = client.expect_data_stream(transfer_id);
+    let opened = async {
+        let mut responses = client
+            .send(Request::GetOpen {
+                transfer_id,
+                path: remote.to_owned(),
+                resume: local_resume,
+            })
+            .await?;
+        let ready = responses.next().await?;
+        Ok::<_, ClientError>((responses, ready))
+    }
+    .await;
+    let (mut responses, ready) = match opened {
+        Ok(opened) => opened,
+        Err(error) => {
+            // Leave no empty partial behind for a file that never came.
+            if local_resume.is_none() {
+                let _ = std::fs::remove_file(&partial);
+            }
+            return Err(error);
+        }
+    };
+    let Response::GetReady { size, mtime, offset } = ready else {
+        return Err(unexpected(&ready));
+    };
+    let hasher = match local_resume {
+        Some(point) if point.offset == offset => hasher,
+        _ if offset == 0 => blake3::Hasher::new(),
+        _ => return Err(ClientError::Protocol(format!("the server offered to resume at {offset}, which was not asked"))),
+    };
+    observer.started(job, remote, size, offset);
+    let mut recv = stream_waiter.stream().await?;
+    let (file, hasher) = pump::receive_file(&mut recv, file, offset, size - offset, hasher, |bytes| {
+        observer.advanced(job, bytes);
+    })
+    .await
+    .map_err(|error| pump_error(&partial, error))?;
+    let done = responses.next().await?;
+    let Response::GetDone { hash } = done else {
+        return Err(unexpected(&done));
+    };
+    let local = local.to_owned();
+    let verified = hasher.finalize().as_bytes() == &hash;
+    blocking(move || {
+        if !verified {
+            let _ = std::fs::remove_file(&partial);
+            return Err(ClientError::IntegrityMismatch { path: local });
+        }
+        if let Some(mtime) = mtime.to_system_time() {
+            filetime::set_file_handle_times(&file, None, Some(filetime::FileTime::from_system_time(mtime)))
+                .map_err(|error| ClientError::local(&partial, error))?;
+        }
+        file.sync_all().map_err(|error| ClientError::local(&partial, error))?;
+        if std::fs::symlink_metadata(&local).is_ok_and(|metadata| metadata.is_dir()) {
+            return Err(ClientError::Usage(format!("{}: is a directory", local.display())));
+        }
+        std::fs::rename(&partial, &local).map_err(|error| ClientError::local(&local, error))?;
+        if let Some(parent) = local.parent().filter(|parent| !parent.as_os_str().is_empty())
+            && let Ok(directory) = std::fs::File::open(parent)
+        {
+            let _ = directory.sync_all();
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(TransferOutcome {
+        size,
+        transferred: size - offset,
+        resumed: offset,
+    })
+}
+
+/// Whether an error is worth retrying on a new connection (the network or
+/// the server went away) rather than a refusal.
+pub fn is_retryable(error: &ClientError) -> bool {
+    match error {
+        ClientError::ConnectionLost(_) | ClientError::Unreachable { .. } => true,
+        ClientError::Server(reply) => matches!(reply.kind, ErrorKind::Busy),
+        _ => false,
+    }
+}
+
+/// Shares an observer between tasks.
+pub type SharedObserver = Arc<dyn TransferObserver>;

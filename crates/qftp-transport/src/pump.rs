@@ -1,0 +1,200 @@
+//! Moving one file's bytes between the disk and a data stream.
+//!
+//! Disk work runs on a blocking thread; the async side only moves chunks.
+//! Between them sits a channel of at most [`QUEUED_CHUNKS`] chunks of
+//! [`CHUNK_BYTES`], so a stream never holds more than about a megabyte in
+//! memory however large the file. BLAKE3 hashing happens on the disk thread
+//! as the bytes pass, so there is no second pass over the file.
+
+use std::fs::File;
+use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
+use std::os::unix::fs::FileExt as _;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
+
+/// Bytes handed between the disk thread and the stream at a time.
+pub const CHUNK_BYTES: usize = 256 * 1024;
+/// Chunks queued between them, per stream.
+pub const QUEUED_CHUNKS: usize = 4;
+
+/// Stream error code: the stream carried more bytes than declared.
+pub const STOP_TOO_LONG: u32 = 3;
+/// Stream error code: this side failed and gave up on the stream.
+pub const STOP_FAILED: u32 = 4;
+
+/// A file could not be moved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PumpError {
+    /// Reading or writing the local file failed.
+    #[error("{0}")]
+    Disk(#[source] io::Error),
+    /// The stream failed or was reset by the peer.
+    #[error("data stream failed: {0}")]
+    Stream(String),
+    /// The stream carried more than the declared size.
+    #[error("the data stream carried more bytes than declared")]
+    TooLong,
+    /// The stream ended early.
+    #[error("the data stream ended after {received} of {expected} bytes")]
+    Short {
+        /// Bytes that arrived.
+        received: u64,
+        /// Bytes that were due.
+        expected: u64,
+    },
+    /// The file got shorter while it was being sent.
+    #[error("the file shrank while it was being sent")]
+    Shrank,
+}
+
+/// Feeds the first `length` bytes of `file` into `hasher`.
+pub fn hash_prefix(file: &File, length: u64, hasher: &mut blake3::Hasher) -> io::Result<()> {
+    let mut buffer = vec![0u8; CHUNK_BYTES];
+    let mut position = 0;
+    while position < length {
+        let want = (length - position).min(CHUNK_BYTES as u64) as usize;
+        let read = file.read_at(&mut buffer[..want], position)?;
+        if read == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while being read"));
+        }
+        hasher.update(&buffer[..read]);
+        position += read as u64;
+    }
+    Ok(())
+}
+
+/// Sends `length` bytes of `file` starting at `offset` on `send`, hashing
+/// them into `hasher`, calling `progress` with each chunk's size.
+/// Does not finish the stream.
+pub async fn send_file(
+    file: File,
+    offset: u64,
+    length: u64,
+    hasher: blake3::Hasher,
+    send: &mut quinn::SendStream,
+    mut progress: impl FnMut(u64),
+) -> Result<blake3::Hasher, PumpError> {
+    let (chunks, mut queue) = mpsc::channel::<Result<Bytes, PumpError>>(QUEUED_CHUNKS);
+    let reader = tokio::task::spawn_blocking(move || -> Option<blake3::Hasher> {
+        let mut hasher = hasher;
+        let mut file = file;
+        if let Err(error) = file.seek(SeekFrom::Start(offset)) {
+            let _ = chunks.blocking_send(Err(PumpError::Disk(error)));
+            return None;
+        }
+        let mut remaining = length;
+        while remaining > 0 {
+            let mut buffer = vec![0u8; remaining.min(CHUNK_BYTES as u64) as usize];
+            let read = match file.read(&mut buffer) {
+                Ok(0) => {
+                    let _ = chunks.blocking_send(Err(PumpError::Shrank));
+                    return None;
+                }
+                Ok(read) => read,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    let _ = chunks.blocking_send(Err(PumpError::Disk(error)));
+                    return None;
+                }
+            };
+            buffer.truncate(read);
+            hasher.update(&buffer);
+            remaining -= read as u64;
+            if chunks.blocking_send(Ok(Bytes::from(buffer))).is_err() {
+                return None;
+            }
+        }
+        Some(hasher)
+    });
+    let mut failure = None;
+    while let Some(chunk) = queue.recv().await {
+        match chunk {
+            Ok(chunk) => {
+                let size = chunk.len() as u64;
+                if let Err(error) = send.write_chunk(chunk).await {
+                    failure = Some(PumpError::Stream(error.to_string()));
+                    break;
+                }
+                progress(size);
+            }
+            Err(error) => {
+                let _ = send.reset(STOP_FAILED.into());
+                failure = Some(error);
+                break;
+            }
+        }
+    }
+    drop(queue);
+    let hasher = reader.await.ok().flatten();
+    match (failure, hasher) {
+        (Some(error), _) => Err(error),
+        (None, Some(hasher)) => Ok(hasher),
+        (None, None) => Err(PumpError::Disk(io::Error::other("the reader thread failed"))),
+    }
+}
+
+/// Receives exactly `expected` bytes from `recv` into `file` at `offset`
+/// (truncating anything after it), hashing them into `hasher`. A stream
+/// that carries more is stopped. Returns the file and the hasher; the file
+/// is written but not yet synced.
+pub async fn receive_file(
+    recv: &mut quinn::RecvStream,
+    file: File,
+    offset: u64,
+    expected: u64,
+    hasher: blake3::Hasher,
+    mut progress: impl FnMut(u64),
+) -> Result<(File, blake3::Hasher), PumpError> {
+    let (chunks, queue) = mpsc::channel::<Bytes>(QUEUED_CHUNKS);
+    let writer = tokio::task::spawn_blocking(move || -> io::Result<(File, blake3::Hasher)> {
+        let mut queue = queue;
+        let mut hasher = hasher;
+        let mut file = file;
+        file.set_len(offset)?;
+        file.seek(SeekFrom::Start(offset))?;
+        while let Some(chunk) = queue.blocking_recv() {
+            hasher.update(&chunk);
+            file.write_all(&chunk)?;
+        }
+        Ok((file, hasher))
+    });
+    let mut received = 0u64;
+    let mut pending = BytesMut::with_capacity(CHUNK_BYTES);
+    let outcome: Result<(), PumpError> = async {
+        loop {
+            let chunk = match recv.read_chunk(CHUNK_BYTES, true).await {
+                Ok(Some(chunk)) => chunk.bytes,
+                Ok(None) => break,
+                Err(error) => return Err(PumpError::Stream(error.to_string())),
+            };
+            received += chunk.len() as u64;
+            if received > expected {
+                let _ = recv.stop(STOP_TOO_LONG.into());
+                return Err(PumpError::TooLong);
+            }
+            progress(chunk.len() as u64);
+            pending.extend_from_slice(&chunk);
+            if pending.len() >= CHUNK_BYTES && chunks.send(pending.split().freeze()).await.is_err() {
+                break;
+            }
+        }
+        if !pending.is_empty() {
+            let _ = chunks.send(pending.split().freeze()).await;
+        }
+        Ok(())
+    }
+    .await;
+    drop(chunks);
+    let written = writer
+        .await
+        .map_err(|_| PumpError::Disk(io::Error::other("the writer thread failed")))?
+        .map_err(PumpError::Disk);
+    outcome?;
+    let (file, hasher) = written?;
+    if received != expected {
+        return Err(PumpError::Short { received, expected });
+    }
+    Ok((file, hasher))
+}

@@ -1,0 +1,292 @@
+//! Helpers for the end-to-end tests: real `qftp-server` processes on
+//! 127.0.0.1 with certificates made by `qftp-server init`, and `qftp`
+//! processes with their own config directories.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The directory holding the built binaries (next to this test's `deps/`),
+/// after making sure they are built and current.
+fn binaries() -> &'static Path {
+    static DIRECTORY: OnceLock<PathBuf> = OnceLock::new();
+    DIRECTORY.get_or_init(|| {
+        let executable = std::env::current_exe().expect("test executable path");
+        let directory = executable
+            .parent()
+            .and_then(Path::parent)
+            .expect("target directory")
+            .to_owned();
+        let mut build = Command::new(env!("CARGO"));
+        build
+            .args(["build", "--bins", "-p", "qftp-server", "-p", "qftp-client"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if directory.file_name().is_some_and(|name| name == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("running cargo build for the binaries");
+        assert!(status.success(), "building the binaries failed");
+        directory
+    })
+}
+
+/// The path of a built binary.
+pub fn binary(name: &str) -> PathBuf {
+    binaries().join(name)
+}
+
+/// Runs a command to completion with `input` on stdin.
+pub fn run_with_input(command: &mut Command, input: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning a command");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("writing stdin");
+    child.wait_with_output().expect("waiting for a command")
+}
+
+/// Text of an output stream.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A running `qftp-server` with its own root directory.
+pub struct TestServer {
+    pub temp: tempfile::TempDir,
+    pub root: PathBuf,
+    child: Option<Child>,
+    pub address: SocketAddr,
+    pub fingerprint: String,
+}
+
+impl TestServer {
+    /// Initialises a root and starts serving on 127.0.0.1 with a free port.
+    pub fn start() -> Self {
+        Self::start_with_config("")
+    }
+
+    /// Like [`TestServer::start`], with extra lines appended to config.toml.
+    pub fn start_with_config(extra_config: &str) -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let root = temp.path().join("root");
+        let output = Self::admin_at(&root, &["init"]).output().expect("running init");
+        assert!(output.status.success(), "init failed: {}", text(&output.stderr));
+        if !extra_config.is_empty() {
+            let config = root.join("config.toml");
+            let mut file = std::fs::OpenOptions::new().append(true).open(config).expect("config.toml");
+            writeln!(file, "{extra_config}").expect("writing config.toml");
+        }
+        let mut server = Self {
+            temp,
+            root,
+            child: None,
+            address: "127.0.0.1:0".parse().expect("address"),
+            fingerprint: String::new(),
+        };
+        server.serve("127.0.0.1:0");
+        server
+    }
+
+    fn admin_at(root: &Path, arguments: &[&str]) -> Command {
+        let mut command = Command::new(binary("qftp-server"));
+        command.arg("--root").arg(root).args(arguments);
+        command
+    }
+
+    /// A `qftp-server` admin command on this root.
+    pub fn admin(&self, arguments: &[&str]) -> Command {
+        Self::admin_at(&self.root, arguments)
+    }
+
+    fn serve(&mut self, listen: &str) {
+        let mut child = Command::new(binary("qftp-server"))
+            .arg("--root")
+            .arg(&self.root)
+            .args(["serve", "--listen", listen])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting qftp-server");
+        let stdout = child.stdout.take().expect("server stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("reading the listening line");
+        let mut words = line.split_whitespace();
+        assert_eq!(words.next(), Some("listening"), "unexpected first line {line:?}");
+        assert_eq!(words.next(), Some("on"));
+        self.address = words.next().expect("address").parse().expect("bound address");
+        self.fingerprint = words
+            .find(|word| word.starts_with("SHA256:"))
+            .expect("fingerprint on the listening line")
+            .to_owned();
+        self.child = Some(child);
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        self.address.to_string()
+    }
+
+    /// Adds a user with `password` and optional quota.
+    pub fn add_user(&self, name: &str, password: &str, quota: Option<&str>) {
+        let mut arguments = vec!["user", "add", name, "--password-stdin"];
+        if let Some(quota) = quota {
+            arguments.extend(["--quota", quota]);
+        }
+        let output = run_with_input(&mut self.admin(&arguments), &format!("{password}\n"));
+        assert!(output.status.success(), "user add failed: {}", text(&output.stderr));
+    }
+
+    /// The home directory of `user` on disk.
+    pub fn home(&self, user: &str) -> PathBuf {
+        self.root.join("homes").join(user)
+    }
+
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        let listen = self.address.to_string();
+        // The port was just freed; binding it again can race with the
+        // kernel for a moment, so retry a bounded number of times.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve(&listen)));
+            if attempt.is_ok() || Instant::now() > deadline {
+                attempt.expect("restarting the server");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `qftp` user with its own config directory.
+pub struct TestClient {
+    pub config: tempfile::TempDir,
+}
+
+impl TestClient {
+    pub fn new() -> Self {
+        Self {
+            config: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A `qftp` command with this client's config directory.
+    pub fn command(&self, arguments: &[&str]) -> Command {
+        let mut command = Command::new(binary("qftp"));
+        command
+            .env("QFTP_CONFIG_DIR", self.config.path())
+            .env("NO_COLOR", "1")
+            .args(arguments);
+        command
+    }
+
+    /// Runs `qftp ARGUMENTS` with empty stdin.
+    pub fn run(&self, arguments: &[&str]) -> Output {
+        run_with_input(&mut self.command(arguments), "")
+    }
+
+    /// Runs `qftp ARGUMENTS`, asserts success, returns stdout.
+    pub fn ok(&self, arguments: &[&str]) -> String {
+        let output = self.run(arguments);
+        assert!(
+            output.status.success(),
+            "qftp {arguments:?} failed: {}{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        );
+        text(&output.stdout)
+    }
+
+    /// Runs `qftp ARGUMENTS`, asserts failure, returns stderr.
+    pub fn fails(&self, arguments: &[&str]) -> String {
+        let output = self.run(arguments);
+        assert!(
+            !output.status.success(),
+            "qftp {arguments:?} should have failed: {}",
+            text(&output.stdout)
+        );
+        text(&output.stderr)
+    }
+
+    /// Logs in, pinning the server's fingerprint.
+    pub fn login(&self, server: &TestServer, user: &str, password: &str) {
+        let output = self.try_login(server, user, password);
+        assert!(output.status.success(), "login failed: {}", text(&output.stderr));
+    }
+
+    /// Attempts a login with `--fingerprint`.
+    pub fn try_login(&self, server: &TestServer, user: &str, password: &str) -> Output {
+        let target = format!("{user}@{}", server.host());
+        run_with_input(
+            &mut self.command(&["login", &target, "--password-stdin", "--fingerprint", &server.fingerprint]),
+            &format!("{password}\n"),
+        )
+    }
+
+    /// The saved session file.
+    pub fn session_file(&self) -> PathBuf {
+        self.config.path().join("session.toml")
+    }
+}
+
+/// Writes `size` bytes of deterministic pseudo-random data to `path`.
+pub fn write_random(path: &Path, size: usize, seed: u64) {
+    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+    let mut data = Vec::with_capacity(size);
+    while data.len() < size {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        data.extend_from_slice(&state.to_le_bytes());
+    }
+    data.truncate(size);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("creating parent");
+    }
+    std::fs::write(path, data).expect("writing test data");
+}
+
+/// BLAKE3 of a file's content.
+pub fn file_hash(path: &Path) -> blake3::Hash {
+    blake3::hash(&std::fs::read(path).unwrap_or_else(|error| panic!("reading {}: {error}", path.display())))
+}
+
+/// Waits until `condition` holds, for at most `limit`.
+pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    condition()
+}
