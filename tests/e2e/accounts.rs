@@ -18,7 +18,10 @@ fn two_users_at_once_each_see_only_their_own_home() {
     bob.ok(&["mkdir", "bob-only"]);
     assert_eq!(alice.ok(&["ls"]), "alice-only/\n");
     assert_eq!(bob.ok(&["ls"]), "bob-only/\n");
-    assert_eq!(alice.ok(&["whoami"]).trim(), format!("alice@{}", server.host()));
+    assert_eq!(
+        alice.ok(&["whoami"]).trim(),
+        format!("alice@{}", server.host())
+    );
 
     // A second, separate login of alice sees alice's files.
     let alice_again = TestClient::new();
@@ -41,13 +44,22 @@ fn wrong_password_and_unknown_user_look_the_same_and_failures_are_throttled() {
     assert_eq!(wrong_error, text(&unknown.stderr));
 
     for _ in 0..3 {
-        assert!(!client.try_login(&server, "alice", "wrong-password").status.success());
+        assert!(
+            !client
+                .try_login(&server, "alice", "wrong-password")
+                .status
+                .success()
+        );
     }
     // Five failures from this address: the sixth attempt is refused even
     // with the right password.
     let sixth = client.try_login(&server, "alice", "right-password");
     assert!(!sixth.status.success());
-    assert!(text(&sixth.stderr).contains("too many failed logins"), "{}", text(&sixth.stderr));
+    assert!(
+        text(&sixth.stderr).contains("too many failed logins"),
+        "{}",
+        text(&sixth.stderr)
+    );
     assert!(!client.session_file().exists());
 }
 
@@ -88,12 +100,18 @@ fn a_changed_certificate_is_refused_until_the_new_fingerprint_is_given() {
 
     let error = client.fails(&["ls"]);
     assert!(error.contains("certificate changed"), "{error}");
-    assert!(error.contains(&old_fingerprint) && error.contains(&server.fingerprint), "{error}");
+    assert!(
+        error.contains(&old_fingerprint) && error.contains(&server.fingerprint),
+        "{error}"
+    );
     assert!(error.contains("known_hosts"), "{error}");
 
     // Without --fingerprint or --trust, a non-interactive login is refused.
     let target = format!("alice@{}", server.host());
-    let refused = run_with_input(&mut client.command(&["login", &target, "--password-stdin"]), "password-1\n");
+    let refused = run_with_input(
+        &mut client.command(&["login", &target, "--password-stdin"]),
+        "password-1\n",
+    );
     assert!(!refused.status.success());
     // With the right fingerprint it works, without any prompt.
     client.login(&server, "alice", "password-1");

@@ -69,13 +69,23 @@ fn symlinks_that_point_outside_are_never_followed() {
         let error = alice.fails(&["mkdir", &format!("{link}/new")]);
         assert!(error.contains("outside your home"), "mkdir {link}: {error}");
         let error = alice.fails(&["mv", "file.txt", &format!("{link}/stolen.txt")]);
-        assert!(error.contains("outside your home"), "mv into {link}: {error}");
+        assert!(
+            error.contains("outside your home"),
+            "mv into {link}: {error}"
+        );
     }
-    let error = alice.fails(&["get", "bob-link/secret.txt", alice.config.path().join("x").to_str().unwrap()]);
+    let error = alice.fails(&[
+        "get",
+        "bob-link/secret.txt",
+        alice.config.path().join("x").to_str().unwrap(),
+    ]);
     assert!(error.contains("outside your home"), "{error}");
     assert!(!alice.config.path().join("x").exists());
     assert_eq!(tree(server.temp.path()), before);
-    assert_eq!(std::fs::read_to_string(server.home("bob").join("secret.txt")).unwrap(), "bob's secret");
+    assert_eq!(
+        std::fs::read_to_string(server.home("bob").join("secret.txt")).unwrap(),
+        "bob's secret"
+    );
     // The links themselves are visible, as links.
     let listing = alice.ok(&["ls", "-l"]);
     assert!(listing.contains("etc-link -> /etc"), "{listing}");

@@ -1,6 +1,9 @@
 //! End-to-end tests: real servers on 127.0.0.1, real `qftp` processes.
 
 mod accounts;
+mod integrity;
 mod jail;
 mod protocol;
+mod quota;
 mod support;
+mod transfers;

@@ -12,10 +12,19 @@ use crate::support::{TestClient, TestServer};
 /// Opens a raw QUIC connection with the qftp ALPN and sends `bytes` on the
 /// control stream, then waits for the server to close the connection.
 async fn send_raw(server: &TestServer, bytes: Vec<u8>, finish: bool) -> quinn::ConnectionError {
-    let config = quic_client_config(&Trust::FirstUse, Arc::new(Mutex::new(None)), Duration::from_secs(30)).unwrap();
+    let config = quic_client_config(
+        &Trust::FirstUse,
+        Arc::new(Mutex::new(None)),
+        Duration::from_secs(30),
+    )
+    .unwrap();
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(config);
-    let connection = endpoint.connect(server.address, "localhost").unwrap().await.unwrap();
+    let connection = endpoint
+        .connect(server.address, "localhost")
+        .unwrap()
+        .await
+        .unwrap();
     let (mut send, _recv) = connection.open_bi().await.unwrap();
     send.write_all(&bytes).await.unwrap();
     if finish {
@@ -40,7 +49,10 @@ fn assert_protocol_close(error: quinn::ConnectionError) {
     match error {
         quinn::ConnectionError::ApplicationClosed(close) => {
             assert_eq!(close.error_code, 1u32.into(), "{close:?}");
-            assert!(String::from_utf8_lossy(&close.reason).contains("protocol error"), "{close:?}");
+            assert!(
+                String::from_utf8_lossy(&close.reason).contains("protocol error"),
+                "{close:?}"
+            );
         }
         other => panic!("expected an application close, got {other:?}"),
     }

@@ -29,7 +29,9 @@ fn binaries() -> &'static Path {
         if directory.file_name().is_some_and(|name| name == "release") {
             build.arg("--release");
         }
-        let status = build.status().expect("running cargo build for the binaries");
+        let status = build
+            .status()
+            .expect("running cargo build for the binaries");
         assert!(status.success(), "building the binaries failed");
         directory
     })
@@ -81,11 +83,20 @@ impl TestServer {
     pub fn start_with_config(extra_config: &str) -> Self {
         let temp = tempfile::tempdir().expect("temp dir");
         let root = temp.path().join("root");
-        let output = Self::admin_at(&root, &["init"]).output().expect("running init");
-        assert!(output.status.success(), "init failed: {}", text(&output.stderr));
+        let output = Self::admin_at(&root, &["init"])
+            .output()
+            .expect("running init");
+        assert!(
+            output.status.success(),
+            "init failed: {}",
+            text(&output.stderr)
+        );
         if !extra_config.is_empty() {
             let config = root.join("config.toml");
-            let mut file = std::fs::OpenOptions::new().append(true).open(config).expect("config.toml");
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(config)
+                .expect("config.toml");
             writeln!(file, "{extra_config}").expect("writing config.toml");
         }
         let mut server = Self {
@@ -122,11 +133,21 @@ impl TestServer {
             .expect("starting qftp-server");
         let stdout = child.stdout.take().expect("server stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("reading the listening line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reading the listening line");
         let mut words = line.split_whitespace();
-        assert_eq!(words.next(), Some("listening"), "unexpected first line {line:?}");
+        assert_eq!(
+            words.next(),
+            Some("listening"),
+            "unexpected first line {line:?}"
+        );
         assert_eq!(words.next(), Some("on"));
-        self.address = words.next().expect("address").parse().expect("bound address");
+        self.address = words
+            .next()
+            .expect("address")
+            .parse()
+            .expect("bound address");
         self.fingerprint = words
             .find(|word| word.starts_with("SHA256:"))
             .expect("fingerprint on the listening line")
@@ -146,7 +167,11 @@ impl TestServer {
             arguments.extend(["--quota", quota]);
         }
         let output = run_with_input(&mut self.admin(&arguments), &format!("{password}\n"));
-        assert!(output.status.success(), "user add failed: {}", text(&output.stderr));
+        assert!(
+            output.status.success(),
+            "user add failed: {}",
+            text(&output.stderr)
+        );
     }
 
     /// The home directory of `user` on disk.
@@ -170,7 +195,8 @@ impl TestServer {
         // kernel for a moment, so retry a bounded number of times.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve(&listen)));
+            let attempt =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve(&listen)));
             if attempt.is_ok() || Instant::now() > deadline {
                 attempt.expect("restarting the server");
                 return;
@@ -239,14 +265,24 @@ impl TestClient {
     /// Logs in, pinning the server's fingerprint.
     pub fn login(&self, server: &TestServer, user: &str, password: &str) {
         let output = self.try_login(server, user, password);
-        assert!(output.status.success(), "login failed: {}", text(&output.stderr));
+        assert!(
+            output.status.success(),
+            "login failed: {}",
+            text(&output.stderr)
+        );
     }
 
     /// Attempts a login with `--fingerprint`.
     pub fn try_login(&self, server: &TestServer, user: &str, password: &str) -> Output {
         let target = format!("{user}@{}", server.host());
         run_with_input(
-            &mut self.command(&["login", &target, "--password-stdin", "--fingerprint", &server.fingerprint]),
+            &mut self.command(&[
+                "login",
+                &target,
+                "--password-stdin",
+                "--fingerprint",
+                &server.fingerprint,
+            ]),
             &format!("{password}\n"),
         )
     }
@@ -259,7 +295,9 @@ impl TestClient {
 
 /// Writes `size` bytes of deterministic pseudo-random data to `path`.
 pub fn write_random(path: &Path, size: usize, seed: u64) {
-    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+    let mut state = seed
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
     let mut data = Vec::with_capacity(size);
     while data.len() < size {
         state ^= state << 13;
@@ -276,7 +314,9 @@ pub fn write_random(path: &Path, size: usize, seed: u64) {
 
 /// BLAKE3 of a file's content.
 pub fn file_hash(path: &Path) -> blake3::Hash {
-    blake3::hash(&std::fs::read(path).unwrap_or_else(|error| panic!("reading {}: {error}", path.display())))
+    blake3::hash(
+        &std::fs::read(path).unwrap_or_else(|error| panic!("reading {}: {error}", path.display())),
+    )
 }
 
 /// Waits until `condition` holds, for at most `limit`.

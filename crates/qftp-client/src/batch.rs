@@ -78,7 +78,11 @@ impl BatchReport {
     pub fn summary(&self) -> String {
         use qftp_proto::size::format_size;
         let seconds = self.elapsed.as_secs_f64();
-        let rate = if seconds > 0.0 { self.transferred as f64 / seconds } else { 0.0 };
+        let rate = if seconds > 0.0 {
+            self.transferred as f64 / seconds
+        } else {
+            0.0
+        };
         let mut line = format!(
             "{} file{} transferred, {} in {:.2} s ({}/s), {} resumed",
             self.succeeded,
@@ -123,13 +127,18 @@ pub async fn plan_upload(
     };
     let into_directory = target_is_dir || sources.len() > 1;
     if sources.len() > 1 && !target_is_dir {
-        return Err(ClientError::Usage(format!("{destination}: not a directory (several sources need a directory)")));
+        return Err(ClientError::Usage(format!(
+            "{destination}: not a directory (several sources need a directory)"
+        )));
     }
     let mut plan = UploadPlan::default();
     for source in sources {
-        let metadata = std::fs::metadata(source).map_err(|error| ClientError::local(source, error))?;
+        let metadata =
+            std::fs::metadata(source).map_err(|error| ClientError::local(source, error))?;
         let root = if into_directory {
-            destination.join(&name_of(source)?).map_err(|error| ClientError::Usage(error.to_string()))?
+            destination
+                .join(&name_of(source)?)
+                .map_err(|error| ClientError::Usage(error.to_string()))?
         } else {
             destination.clone()
         };
@@ -141,19 +150,27 @@ pub async fn plan_upload(
             });
         } else if metadata.is_dir() {
             if !recursive {
-                return Err(ClientError::Usage(format!("{}: is a directory (use -r)", source.display())));
+                return Err(ClientError::Usage(format!(
+                    "{}: is a directory (use -r)",
+                    source.display()
+                )));
             }
             plan.directories.push(root.to_string());
             walk_local(source, &root, &mut plan)?;
         } else {
-            plan.skipped.push((source.clone(), "not a regular file or directory".into()));
+            plan.skipped
+                .push((source.clone(), "not a regular file or directory".into()));
         }
     }
     Ok(plan)
 }
 
 /// Adds everything below the local directory `top` to `plan`, iteratively.
-fn walk_local(top: &Path, remote_top: &RemotePath, plan: &mut UploadPlan) -> Result<(), ClientError> {
+fn walk_local(
+    top: &Path,
+    remote_top: &RemotePath,
+    plan: &mut UploadPlan,
+) -> Result<(), ClientError> {
     let mut pending = vec![(top.to_owned(), remote_top.clone())];
     while let Some((directory, remote)) = pending.pop() {
         let mut entries: Vec<_> = std::fs::read_dir(&directory)
@@ -170,13 +187,20 @@ fn walk_local(top: &Path, remote_top: &RemotePath, plan: &mut UploadPlan) -> Res
             if qftp_proto::is_partial_name(&name) {
                 continue;
             }
-            let file_type = entry.file_type().map_err(|error| ClientError::local(&path, error))?;
-            let remote_path = remote.join(&name).map_err(|error| ClientError::Usage(error.to_string()))?;
+            let file_type = entry
+                .file_type()
+                .map_err(|error| ClientError::local(&path, error))?;
+            let remote_path = remote
+                .join(&name)
+                .map_err(|error| ClientError::Usage(error.to_string()))?;
             if file_type.is_dir() {
                 plan.directories.push(remote_path.to_string());
                 pending.push((path, remote_path));
             } else if file_type.is_file() {
-                let size = entry.metadata().map_err(|error| ClientError::local(&path, error))?.len();
+                let size = entry
+                    .metadata()
+                    .map_err(|error| ClientError::local(&path, error))?
+                    .len();
                 plan.files.push(UploadJob {
                     local: path,
                     remote: remote_path.to_string(),
@@ -211,7 +235,11 @@ pub async fn plan_download(
     for source in sources {
         let entry = client.stat(&source.to_string()).await?;
         let name = source.file_name().unwrap_or("home").to_owned();
-        let root = if target_is_dir { destination.join(&name) } else { destination.to_owned() };
+        let root = if target_is_dir {
+            destination.join(&name)
+        } else {
+            destination.to_owned()
+        };
         match entry.kind {
             EntryKind::File => plan.files.push(DownloadJob {
                 remote: source.to_string(),
@@ -220,7 +248,9 @@ pub async fn plan_download(
             }),
             EntryKind::Directory => {
                 if !recursive {
-                    return Err(ClientError::Usage(format!("{source}: is a directory (use -r)")));
+                    return Err(ClientError::Usage(format!(
+                        "{source}: is a directory (use -r)"
+                    )));
                 }
                 plan.directories.push(root.clone());
                 let mut failure = None;
@@ -255,7 +285,9 @@ pub async fn plan_download(
                     return Err(error);
                 }
             }
-            _ => plan.skipped.push((source.to_string(), "not a regular file".into())),
+            _ => plan
+                .skipped
+                .push((source.to_string(), "not a regular file".into())),
         }
     }
     Ok(plan)
@@ -266,8 +298,11 @@ pub async fn plan_download(
 pub fn safe_local_join(root: &Path, relative: &str) -> Result<PathBuf, ClientError> {
     let mut path = root.to_owned();
     for component in relative.split('/') {
-        if component.is_empty() || component == "." || component == ".." || component.contains('\0') {
-            return Err(ClientError::Protocol(format!("the server sent an unsafe path {relative:?}")));
+        if component.is_empty() || component == "." || component == ".." || component.contains('\0')
+        {
+            return Err(ClientError::Protocol(format!(
+                "the server sent an unsafe path {relative:?}"
+            )));
         }
         path.push(component);
     }
@@ -279,10 +314,13 @@ async fn run_parallel<T, F, Fut>(items: Vec<T>, concurrency: usize, work: F) -> 
 where
     T: Send + 'static,
     F: Fn(usize, T) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = (String, Result<transfer::TransferOutcome, ClientError>)> + Send,
+    Fut: std::future::Future<Output = (String, Result<transfer::TransferOutcome, ClientError>)>
+        + Send,
 {
     let started = Instant::now();
-    let queue = Arc::new(Mutex::new(items.into_iter().enumerate().collect::<VecDeque<_>>()));
+    let queue = Arc::new(Mutex::new(
+        items.into_iter().enumerate().collect::<VecDeque<_>>(),
+    ));
     let work = Arc::new(work);
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency.max(1) {
@@ -327,15 +365,26 @@ pub async fn upload(
         client.mkdir(directory, true).await?;
     }
     let client = client.clone();
-    Ok(run_parallel(plan.files, concurrency, move |job, file: UploadJob| {
-        let client = client.clone();
-        let observer = Arc::clone(&observer);
-        async move {
-            let result = transfer::upload(&client, &file.local, &file.remote, options, observer.as_ref(), job).await;
-            (file.local.display().to_string(), result)
-        }
-    })
-    .await)
+    Ok(
+        run_parallel(plan.files, concurrency, move |job, file: UploadJob| {
+            let client = client.clone();
+            let observer = Arc::clone(&observer);
+            let options = options.clone();
+            async move {
+                let result = transfer::upload(
+                    &client,
+                    &file.local,
+                    &file.remote,
+                    &options,
+                    observer.as_ref(),
+                    job,
+                )
+                .await;
+                (file.local.display().to_string(), result)
+            }
+        })
+        .await,
+    )
 }
 
 /// Creates the plan's local directories, then downloads its files.
@@ -350,15 +399,26 @@ pub async fn download(
         std::fs::create_dir_all(directory).map_err(|error| ClientError::local(directory, error))?;
     }
     let client = client.clone();
-    Ok(run_parallel(plan.files, concurrency, move |job, file: DownloadJob| {
-        let client = client.clone();
-        let observer = Arc::clone(&observer);
-        async move {
-            let result = transfer::download(&client, &file.remote, &file.local, options, observer.as_ref(), job).await;
-            (file.remote, result)
-        }
-    })
-    .await)
+    Ok(
+        run_parallel(plan.files, concurrency, move |job, file: DownloadJob| {
+            let client = client.clone();
+            let observer = Arc::clone(&observer);
+            let options = options.clone();
+            async move {
+                let result = transfer::download(
+                    &client,
+                    &file.remote,
+                    &file.local,
+                    &options,
+                    observer.as_ref(),
+                    job,
+                )
+                .await;
+                (file.remote, result)
+            }
+        })
+        .await,
+    )
 }
 
 #[cfg(test)]
@@ -368,7 +428,10 @@ mod tests {
     #[test]
     fn hostile_relative_paths_are_refused() {
         let root = Path::new("/tmp/dest");
-        assert_eq!(safe_local_join(root, "a/b.txt").unwrap(), root.join("a/b.txt"));
+        assert_eq!(
+            safe_local_join(root, "a/b.txt").unwrap(),
+            root.join("a/b.txt")
+        );
         for bad in ["../x", "a/../../x", "/etc/passwd", "a//b", ""] {
             assert!(safe_local_join(root, bad).is_err(), "{bad}");
         }

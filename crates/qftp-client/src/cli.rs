@@ -27,7 +27,12 @@ use crate::trust::{KnownHosts, Trust, ask_to_trust};
 
 /// qftp: fast, verified file transfer over QUIC.
 #[derive(Debug, Parser)]
-#[command(name = "qftp", version, about, after_help = "Example:\n  qftp login alice@files.example.org\n  qftp put -r photos/ /backup/\n  qftp ls -l /backup")]
+#[command(
+    name = "qftp",
+    version,
+    about,
+    after_help = "Example:\n  qftp login alice@files.example.org\n  qftp put -r photos/ /backup/\n  qftp ls -l /backup"
+)]
 pub struct Cli {
     /// Show more detail, including the cause chain of errors.
     #[arg(short, long, global = true)]
@@ -41,7 +46,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Log in to a server and remember the session.
-    #[command(after_help = "Example:\n  qftp login alice@files.example.org:4433\n  echo \"$PASSWORD\" | qftp login alice@127.0.0.1:4433 --password-stdin --fingerprint SHA256:...")]
+    #[command(
+        after_help = "Example:\n  qftp login alice@files.example.org:4433\n  echo \"$PASSWORD\" | qftp login alice@127.0.0.1:4433 --password-stdin --fingerprint SHA256:..."
+    )]
     Login(LoginArgs),
     /// End the session on the server and forget it here.
     #[command(after_help = "Example:\n  qftp logout")]
@@ -91,7 +98,9 @@ pub enum Command {
         paths: Vec<String>,
     },
     /// Move or rename a remote file or directory.
-    #[command(after_help = "Example:\n  qftp mv draft.txt final.txt\n  qftp mv report.pdf archive/")]
+    #[command(
+        after_help = "Example:\n  qftp mv draft.txt final.txt\n  qftp mv report.pdf archive/"
+    )]
     Mv {
         /// The existing path.
         from: String,
@@ -111,7 +120,9 @@ pub enum Command {
         transfer: TransferArgs,
     },
     /// Download files (the last argument is the local destination when there are several).
-    #[command(after_help = "Example:\n  qftp get report.pdf\n  qftp get -r backup/photos ./restore")]
+    #[command(
+        after_help = "Example:\n  qftp get report.pdf\n  qftp get -r backup/photos ./restore"
+    )]
     Get {
         /// Remote files, then optionally the local destination.
         #[arg(required = true, num_args = 1..)]
@@ -164,6 +175,29 @@ pub struct TransferArgs {
     /// No progress bars and no summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Limit the total rate, in bytes per second (e.g. 10MiB).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub limit_rate: Option<u64>,
+}
+
+fn parse_rate(text: &str) -> Result<u64, String> {
+    let text = text.strip_suffix("/s").unwrap_or(text);
+    match qftp_proto::size::parse_size(text) {
+        Ok(0) => Err("the rate must be above zero".into()),
+        Ok(rate) => Ok(rate),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+impl TransferArgs {
+    fn options(&self) -> TransferOptions {
+        TransferOptions {
+            resume: !self.no_resume,
+            rate_limit: self
+                .limit_rate
+                .map(|rate| Arc::new(qftp_transport::pump::RateLimit::new(rate))),
+        }
+    }
 }
 
 /// A connected, authenticated session.
@@ -182,7 +216,8 @@ pub struct Session {
 impl Session {
     /// Resolves a user-typed remote path against the current directory.
     pub fn resolve(&self, path: &str) -> anyhow::Result<RemotePath> {
-        RemotePath::resolve(&self.cwd, path).with_context(|| format!("invalid remote path {path:?}"))
+        RemotePath::resolve(&self.cwd, path)
+            .with_context(|| format!("invalid remote path {path:?}"))
     }
 
     fn resolve_string(&self, path: &str) -> anyhow::Result<String> {
@@ -273,7 +308,8 @@ fn read_password(args: &LoginArgs, user: &str, host: &str) -> anyhow::Result<Str
             .context("reading the password from standard input")?;
         line.trim_end_matches(['\n', '\r']).to_owned()
     } else {
-        rpassword::prompt_password(format!("{user}@{host}'s password: ")).context("reading the password")?
+        rpassword::prompt_password(format!("{user}@{host}'s password: "))
+            .context("reading the password")?
     };
     if password.is_empty() {
         anyhow::bail!("empty password");
@@ -286,7 +322,8 @@ async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     let (user, server) = match args.server.split_once('@') {
         Some((user, server)) => (user.to_owned(), server.to_owned()),
         None => (
-            std::env::var("USER").context("no user name given and $USER is not set; use USER@HOST")?,
+            std::env::var("USER")
+                .context("no user name given and $USER is not set; use USER@HOST")?,
             args.server.clone(),
         ),
     };
@@ -294,7 +331,9 @@ async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     let key = host_key(&host, port);
     let mut known = known_hosts(&config)?;
     let trust = match (&args.ca, args.fingerprint, known.get(&key)) {
-        (Some(ca), _, _) => Trust::CertificateAuthority(std::path::absolute(ca).unwrap_or_else(|_| ca.clone())),
+        (Some(ca), _, _) => {
+            Trust::CertificateAuthority(std::path::absolute(ca).unwrap_or_else(|_| ca.clone()))
+        }
         (None, Some(fingerprint), _) => Trust::Pinned(fingerprint),
         (None, None, Some(pinned)) => Trust::Pinned(pinned),
         (None, None, None) => Trust::FirstUse,
@@ -309,7 +348,11 @@ async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
         };
         if !accepted {
             client.close().await;
-            return Err(ClientError::Untrusted { host: key, fingerprint }.into());
+            return Err(ClientError::Untrusted {
+                host: key,
+                fingerprint,
+            }
+            .into());
         }
     }
     let password = read_password(&args, &user, &key)?;
@@ -328,7 +371,10 @@ async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
         user: user.clone(),
         token,
         cwd: "/".into(),
-        ca: args.ca.as_ref().map(|ca| std::path::absolute(ca).unwrap_or_else(|_| ca.clone())),
+        ca: args
+            .ca
+            .as_ref()
+            .map(|ca| std::path::absolute(ca).unwrap_or_else(|_| ca.clone())),
     };
     saved.save(&config)?;
     client.close().await;
@@ -352,7 +398,9 @@ async fn logout() -> anyhow::Result<ExitCode> {
     SavedSession::remove(&config)?;
     match revoked {
         Ok(()) => println!("logged out"),
-        Err(error) => eprintln!("qftp: warning: the server could not revoke the session ({error}); it was forgotten here"),
+        Err(error) => eprintln!(
+            "qftp: warning: the server could not revoke the session ({error}); it was forgotten here"
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -378,7 +426,11 @@ pub async fn connect_saved() -> anyhow::Result<Session> {
         Ok(_) => {}
         Err(error) if error.server_kind() == Some(ErrorKind::SessionExpired) => {
             client.close().await;
-            anyhow::bail!("session expired or revoked; log in again with `qftp login {}@{}`", saved.user, saved.server);
+            anyhow::bail!(
+                "session expired or revoked; log in again with `qftp login {}@{}`",
+                saved.user,
+                saved.server
+            );
         }
         Err(error) => return Err(error.into()),
     }
@@ -416,18 +468,27 @@ pub async fn execute(session: &mut Session, command: Command) -> anyhow::Result<
         }
         Command::Mkdir { parents, paths } => {
             for path in paths {
-                session.client.mkdir(&session.resolve_string(&path)?, parents).await?;
+                session
+                    .client
+                    .mkdir(&session.resolve_string(&path)?, parents)
+                    .await?;
             }
         }
         Command::Rm { recursive, paths } => {
             for path in paths {
-                session.client.remove(&session.resolve_string(&path)?, recursive).await?;
+                session
+                    .client
+                    .remove(&session.resolve_string(&path)?, recursive)
+                    .await?;
             }
         }
         Command::Mv { from, to } => {
             session
                 .client
-                .rename(&session.resolve_string(&from)?, &session.resolve_string(&to)?)
+                .rename(
+                    &session.resolve_string(&from)?,
+                    &session.resolve_string(&to)?,
+                )
                 .await?;
         }
         Command::Df => {
@@ -470,12 +531,23 @@ async fn put(session: &Session, paths: &[String], args: TransferArgs) -> anyhow:
     };
     let plan = batch::plan_upload(&session.client, &sources, &destination, args.recursive).await?;
     let bytes: u64 = plan.files.iter().map(|file| file.size).sum();
-    let progress = Arc::new(ProgressBars::new(plan.files.len(), bytes, should_draw(args.quiet)));
+    let progress = Arc::new(ProgressBars::new(
+        plan.files.len(),
+        bytes,
+        should_draw(args.quiet),
+    ));
     for (path, reason) in &plan.skipped {
         progress.println(&format!("skipped {}: {reason}", path.display()));
     }
-    let options = TransferOptions { resume: !args.no_resume };
-    let report = batch::upload(&session.client, plan, usize::from(args.jobs), options, progress.clone()).await;
+    let options = args.options();
+    let report = batch::upload(
+        &session.client,
+        plan,
+        usize::from(args.jobs),
+        options,
+        progress.clone(),
+    )
+    .await;
     progress.finish();
     finish_batch(report?, args.quiet)
 }
@@ -492,14 +564,26 @@ async fn get(session: &Session, paths: &[String], args: TransferArgs) -> anyhow:
         ),
         [] => anyhow::bail!("nothing to download"),
     };
-    let plan = batch::plan_download(&session.client, &sources, &destination, args.recursive).await?;
+    let plan =
+        batch::plan_download(&session.client, &sources, &destination, args.recursive).await?;
     let bytes: u64 = plan.files.iter().map(|file| file.size).sum();
-    let progress = Arc::new(ProgressBars::new(plan.files.len(), bytes, should_draw(args.quiet)));
+    let progress = Arc::new(ProgressBars::new(
+        plan.files.len(),
+        bytes,
+        should_draw(args.quiet),
+    ));
     for (path, reason) in &plan.skipped {
         progress.println(&format!("skipped {path}: {reason}"));
     }
-    let options = TransferOptions { resume: !args.no_resume };
-    let report = batch::download(&session.client, plan, usize::from(args.jobs), options, progress.clone()).await;
+    let options = args.options();
+    let report = batch::download(
+        &session.client,
+        plan,
+        usize::from(args.jobs),
+        options,
+        progress.clone(),
+    )
+    .await;
     progress.finish();
     finish_batch(report?, args.quiet)
 }
@@ -518,7 +602,12 @@ fn finish_batch(report: BatchReport, quiet: bool) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn print_listing(out: &mut impl std::io::Write, entries: &[EntryInfo], long: bool, json: bool) -> anyhow::Result<()> {
+fn print_listing(
+    out: &mut impl std::io::Write,
+    entries: &[EntryInfo],
+    long: bool,
+    json: bool,
+) -> anyhow::Result<()> {
     if json {
         let values: Vec<_> = entries
             .iter()
@@ -593,11 +682,16 @@ fn format_time(secs: i64) -> String {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02}",

@@ -26,6 +26,11 @@ use crate::trust::{self, Trust};
 /// The port a server listens on when none is given.
 pub const DEFAULT_PORT: u16 = 4433;
 
+/// How long the client waits in silence before it declares the server
+/// gone: short enough that a crashed server is noticed quickly, long enough
+/// for a lossy path (keep-alives go out every third of it).
+pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Data streams the server may have open towards us at once.
 const INCOMING_DATA_STREAMS: u32 = 256;
 
@@ -51,7 +56,7 @@ impl ConnectOptions {
             server: server.into(),
             trust,
             known_hosts: None,
-            idle_timeout: TransportLimits::default().idle_timeout,
+            idle_timeout: CLIENT_IDLE_TIMEOUT,
             connect_timeout: Duration::from_secs(10),
         }
     }
@@ -73,7 +78,8 @@ pub fn quic_client_config(
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     tls.alpn_protocols = vec![qftp_proto::ALPN.to_vec()];
-    let crypto = QuicClientConfig::try_from(tls).map_err(|error| ClientError::Protocol(error.to_string()))?;
+    let crypto = QuicClientConfig::try_from(tls)
+        .map_err(|error| ClientError::Protocol(error.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     let limits = TransportLimits {
         idle_timeout,
@@ -87,7 +93,11 @@ pub fn quic_client_config(
 
 /// Splits `host[:port]` (with `[v6]:port` for IPv6), defaulting the port.
 pub fn split_host_port(server: &str) -> Result<(String, u16), ClientError> {
-    let invalid = || ClientError::Usage(format!("invalid server address {server:?}: expected HOST or HOST:PORT"));
+    let invalid = || {
+        ClientError::Usage(format!(
+            "invalid server address {server:?}: expected HOST or HOST:PORT"
+        ))
+    };
     if let Some(rest) = server.strip_prefix('[') {
         let (host, after) = rest.split_once(']').ok_or_else(invalid)?;
         let port = match after.strip_prefix(':') {
@@ -101,7 +111,9 @@ pub fn split_host_port(server: &str) -> Result<(String, u16), ClientError> {
         return Ok((server.to_owned(), DEFAULT_PORT));
     }
     match server.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() => Ok((host.to_owned(), port.parse().map_err(|_| invalid())?)),
+        Some((host, port)) if !host.is_empty() => {
+            Ok((host.to_owned(), port.parse().map_err(|_| invalid())?))
+        }
         Some(_) => Err(invalid()),
         None if server.is_empty() => Err(invalid()),
         None => Ok((server.to_owned(), DEFAULT_PORT)),
@@ -167,7 +179,14 @@ impl Responses {
 
 impl Drop for Responses {
     fn drop(&mut self) {
-        if let Some(waiters) = self.client.inner.waiters.lock().expect("waiters lock").as_mut() {
+        if let Some(waiters) = self
+            .client
+            .inner
+            .waiters
+            .lock()
+            .expect("waiters lock")
+            .as_mut()
+        {
             waiters.remove(&self.id);
         }
     }
@@ -193,20 +212,27 @@ impl Client {
             .ok_or_else(|| unreachable("no address found".into()))?;
 
         let presented = Arc::new(Mutex::new(None));
-        let config = quic_client_config(&options.trust, Arc::clone(&presented), options.idle_timeout)?;
+        let config =
+            quic_client_config(&options.trust, Arc::clone(&presented), options.idle_timeout)?;
         let bind: SocketAddr = if address.is_ipv6() {
             "[::]:0".parse().expect("literal address")
         } else {
             "0.0.0.0:0".parse().expect("literal address")
         };
-        let mut endpoint = quinn::Endpoint::client(bind).map_err(|error| unreachable(error.to_string()))?;
+        let mut endpoint =
+            quinn::Endpoint::client(bind).map_err(|error| unreachable(error.to_string()))?;
         endpoint.set_default_client_config(config);
         let connecting = endpoint
             .connect(address, &host)
             .map_err(|error| unreachable(error.to_string()))?;
         let connected = tokio::time::timeout(options.connect_timeout, connecting)
             .await
-            .map_err(|_| unreachable(format!("no answer within {} s", options.connect_timeout.as_secs())))?;
+            .map_err(|_| {
+                unreachable(format!(
+                    "no answer within {} s",
+                    options.connect_timeout.as_secs()
+                ))
+            })?;
         let connection = match connected {
             Ok(connection) => connection,
             Err(error) => {
@@ -235,9 +261,14 @@ impl Client {
             client: format!("qftp {}", env!("CARGO_PKG_VERSION")),
         };
         framed::write_message(&mut send, &hello, qftp_proto::DEFAULT_MAX_FRAME).await?;
-        let server_hello: ServerHello = framed::read_message(&mut recv, qftp_proto::DEFAULT_MAX_FRAME)
-            .await?
-            .ok_or_else(|| ClientError::Protocol("the server closed the connection during the hello".into()))?;
+        let server_hello: ServerHello =
+            framed::read_message(&mut recv, qftp_proto::DEFAULT_MAX_FRAME)
+                .await?
+                .ok_or_else(|| {
+                    ClientError::Protocol(
+                        "the server closed the connection during the hello".into(),
+                    )
+                })?;
         if server_hello.version != PROTOCOL_VERSION {
             return Err(ClientError::Protocol(format!(
                 "the server speaks protocol version {}, this client {PROTOCOL_VERSION}",
@@ -279,11 +310,10 @@ impl Client {
     }
 
     fn lost(&self) -> ClientError {
-        let reason = self
-            .inner
-            .connection
-            .close_reason()
-            .map_or_else(|| "the control stream ended".to_owned(), |reason| reason.to_string());
+        let reason = self.inner.connection.close_reason().map_or_else(
+            || "the control stream ended".to_owned(),
+            |reason| reason.to_string(),
+        );
         ClientError::ConnectionLost(reason)
     }
 
@@ -324,7 +354,11 @@ impl Client {
     }
 
     /// Logs in with a password; returns the session token and its expiry.
-    pub async fn login(&self, user: &str, password: &str) -> Result<(String, Timestamp), ClientError> {
+    pub async fn login(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<(String, Timestamp), ClientError> {
         let request = Request::Login {
             user: user.to_owned(),
             password: password.to_owned(),
@@ -337,7 +371,12 @@ impl Client {
 
     /// Authenticates with a session token; returns the user name.
     pub async fn authenticate(&self, token: &str) -> Result<String, ClientError> {
-        match self.request(Request::Authenticate { token: token.to_owned() }).await? {
+        match self
+            .request(Request::Authenticate {
+                token: token.to_owned(),
+            })
+            .await?
+        {
             Response::Authenticated { user } => Ok(user),
             other => Err(unexpected(&other)),
         }
@@ -366,7 +405,12 @@ impl Client {
 
     /// Metadata of `path`.
     pub async fn stat(&self, path: &str) -> Result<EntryInfo, ClientError> {
-        match self.request(Request::Stat { path: path.to_owned() }).await? {
+        match self
+            .request(Request::Stat {
+                path: path.to_owned(),
+            })
+            .await?
+        {
             Response::Entry(entry) => Ok(entry),
             other => Err(unexpected(&other)),
         }
@@ -374,7 +418,11 @@ impl Client {
 
     /// The entries of a directory (or the one entry of a file).
     pub async fn list(&self, path: &str) -> Result<Vec<EntryInfo>, ClientError> {
-        let mut responses = self.send(Request::List { path: path.to_owned() }).await?;
+        let mut responses = self
+            .send(Request::List {
+                path: path.to_owned(),
+            })
+            .await?;
         let mut all = Vec::new();
         loop {
             match responses.next().await? {
@@ -463,10 +511,28 @@ impl Client {
         }
     }
 
-    /// Opens a data stream for upload `transfer_id`, starting at `offset`.
-    pub(crate) async fn open_data_stream(&self, transfer_id: u64, offset: u64) -> Result<quinn::SendStream, ClientError> {
-        let mut send = self.inner.connection.open_uni().await.map_err(|_| self.lost())?;
-        framed::write_message(&mut send, &DataHeader { transfer_id, offset }, 64).await?;
+    /// Opens a data stream for upload `transfer_id`, starting at `offset`
+    /// (a low-level step of [`crate::transfer::upload`]).
+    pub async fn open_data_stream(
+        &self,
+        transfer_id: u64,
+        offset: u64,
+    ) -> Result<quinn::SendStream, ClientError> {
+        let mut send = self
+            .inner
+            .connection
+            .open_uni()
+            .await
+            .map_err(|_| self.lost())?;
+        framed::write_message(
+            &mut send,
+            &DataHeader {
+                transfer_id,
+                offset,
+            },
+            64,
+        )
+        .await?;
         Ok(send)
     }
 
@@ -502,7 +568,11 @@ impl Drop for DataStreamWaiter {
     }
 }
 
-async fn read_answers(inner: std::sync::Weak<Inner>, mut recv: quinn::RecvStream, max_frame: usize) {
+async fn read_answers(
+    inner: std::sync::Weak<Inner>,
+    mut recv: quinn::RecvStream,
+    max_frame: usize,
+) {
     loop {
         let frame = match framed::read_message::<ServerFrame>(&mut recv, max_frame).await {
             Ok(Some(frame)) => frame,
@@ -524,13 +594,21 @@ async fn accept_data_streams(inner: std::sync::Weak<Inner>, connection: quinn::C
     while let Ok(mut recv) = connection.accept_uni().await {
         let inner = inner.clone();
         tokio::spawn(async move {
-            let header = tokio::time::timeout(Duration::from_secs(30), framed::read_message::<DataHeader>(&mut recv, 64)).await;
+            let header = tokio::time::timeout(
+                Duration::from_secs(30),
+                framed::read_message::<DataHeader>(&mut recv, 64),
+            )
+            .await;
             let Ok(Ok(Some(header))) = header else {
                 let _ = recv.stop(1u32.into());
                 return;
             };
             let Some(inner) = inner.upgrade() else { return };
-            let sender = inner.streams.lock().expect("streams lock").remove(&header.transfer_id);
+            let sender = inner
+                .streams
+                .lock()
+                .expect("streams lock")
+                .remove(&header.transfer_id);
             match sender {
                 Some(sender) => {
                     if let Err(mut recv) = sender.send(recv) {
@@ -551,9 +629,18 @@ mod tests {
 
     #[test]
     fn addresses_are_split() {
-        assert_eq!(split_host_port("example.org").unwrap(), ("example.org".into(), 4433));
-        assert_eq!(split_host_port("example.org:99").unwrap(), ("example.org".into(), 99));
-        assert_eq!(split_host_port("127.0.0.1:5").unwrap(), ("127.0.0.1".into(), 5));
+        assert_eq!(
+            split_host_port("example.org").unwrap(),
+            ("example.org".into(), 4433)
+        );
+        assert_eq!(
+            split_host_port("example.org:99").unwrap(),
+            ("example.org".into(), 99)
+        );
+        assert_eq!(
+            split_host_port("127.0.0.1:5").unwrap(),
+            ("127.0.0.1".into(), 5)
+        );
         assert_eq!(split_host_port("[::1]:7").unwrap(), ("::1".into(), 7));
         assert_eq!(split_host_port("::1").unwrap(), ("::1".into(), 4433));
         assert!(split_host_port("host:notaport").is_err());

@@ -77,20 +77,25 @@ impl ProgressBars {
 }
 
 fn file_style() -> ProgressStyle {
-    ProgressStyle::with_template("{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {wide_msg}")
-        .expect("valid template")
-        .progress_chars("=> ")
+    ProgressStyle::with_template(
+        "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {wide_msg}",
+    )
+    .expect("valid template")
+    .progress_chars("=> ")
 }
 
 impl TransferObserver for ProgressBars {
     fn started(&self, job: usize, label: &str, size: u64, resumed: u64) {
         if resumed > 0 {
-            self.total.set_length(self.total.length().unwrap_or(0).saturating_sub(resumed));
+            self.total
+                .set_length(self.total.length().unwrap_or(0).saturating_sub(resumed));
         }
         if size < OWN_BAR_MIN_BYTES {
             return;
         }
-        let bar = self.multi.insert_before(&self.total, ProgressBar::new(size - resumed));
+        let bar = self
+            .multi
+            .insert_before(&self.total, ProgressBar::new(size - resumed));
         bar.set_style(file_style());
         bar.set_prefix("file");
         bar.set_message(label.to_owned());
@@ -111,7 +116,8 @@ impl TransferObserver for ProgressBars {
         }
         if result.is_ok() {
             let done = self.files_done.fetch_add(1, Ordering::Relaxed) + 1;
-            self.total.set_message(format!("{done}/{} files", self.files_total));
+            self.total
+                .set_message(format!("{done}/{} files", self.files_total));
         }
     }
 }

@@ -25,7 +25,9 @@ pub fn config_dir() -> Result<PathBuf, ClientError> {
     }
     dirs::config_dir()
         .map(|dir| dir.join("qftp"))
-        .ok_or_else(|| ClientError::Usage("cannot find a config directory; set QFTP_CONFIG_DIR".into()))
+        .ok_or_else(|| {
+            ClientError::Usage("cannot find a config directory; set QFTP_CONFIG_DIR".into())
+        })
 }
 
 /// What `qftp login` leaves for later commands.
@@ -83,7 +85,10 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
         .mode(0o700)
         .create(parent)
         .map_err(|error| ClientError::local(parent, error))?;
-    let file_name = path.file_name().and_then(|name| name.to_str()).unwrap_or("file");
+    let file_name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or("file");
     let temporary = parent.join(format!(".{file_name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut file = std::fs::OpenOptions::new()
@@ -120,7 +125,10 @@ mod tests {
             ca: None,
         };
         session.save(&dir).unwrap();
-        let mode = std::fs::metadata(dir.join(SESSION_FILE)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.join(SESSION_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(SavedSession::load(&dir).unwrap(), Some(session));
         SavedSession::remove(&dir).unwrap();

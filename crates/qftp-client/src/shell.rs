@@ -78,7 +78,9 @@ pub fn run(runtime: &tokio::runtime::Runtime, session: &mut Session) -> anyhow::
                 continue;
             }
         };
-        let Some(first) = words.first().cloned() else { continue };
+        let Some(first) = words.first().cloned() else {
+            continue;
+        };
         let _ = editor.add_history_entry(line.as_str());
         match first.as_str() {
             "exit" | "quit" | "bye" => break,
@@ -96,7 +98,10 @@ pub fn run(runtime: &tokio::runtime::Runtime, session: &mut Session) -> anyhow::
                 continue;
             }
         };
-        if matches!(command, Command::Shell | Command::Login(_) | Command::Logout | Command::Completions { .. }) {
+        if matches!(
+            command,
+            Command::Shell | Command::Login(_) | Command::Logout | Command::Completions { .. }
+        ) {
             eprintln!("qftp: {first} is not available inside the shell");
             continue;
         }
@@ -115,7 +120,10 @@ mod tests {
     #[test]
     fn words_are_split_like_a_shell() {
         assert_eq!(split_words("ls -l").unwrap(), ["ls", "-l"]);
-        assert_eq!(split_words("put 'my file.txt' \"照片 2024\"").unwrap(), ["put", "my file.txt", "照片 2024"]);
+        assert_eq!(
+            split_words("put 'my file.txt' \"照片 2024\"").unwrap(),
+            ["put", "my file.txt", "照片 2024"]
+        );
         assert_eq!(split_words(r"cd a\ b").unwrap(), ["cd", "a b"]);
         assert_eq!(split_words("put ''").unwrap(), ["put", ""]);
         assert!(split_words("ls 'open").is_err());

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use qftp_proto::{ErrorKind, Request, ResumePoint, Response};
+use qftp_proto::{ErrorKind, Request, Response, ResumePoint};
 use qftp_transport::pump::{self, PumpError};
 
 use crate::connection::Client;
@@ -53,15 +53,20 @@ pub struct TransferOutcome {
 }
 
 /// Options of one transfer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TransferOptions {
     /// Continue from a partial file when its content matches.
     pub resume: bool,
+    /// A byte-rate limit shared by every transfer using these options.
+    pub rate_limit: Option<Arc<pump::RateLimit>>,
 }
 
 impl Default for TransferOptions {
     fn default() -> Self {
-        Self { resume: true }
+        Self {
+            resume: true,
+            rate_limit: None,
+        }
     }
 }
 
@@ -74,7 +79,10 @@ fn pump_error(path: &Path, error: PumpError) -> ClientError {
         PumpError::Disk(source) => ClientError::local(path, source),
         PumpError::Shrank => ClientError::local(
             path,
-            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file shrank while being sent"),
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file shrank while being sent",
+            ),
         ),
         other => ClientError::ConnectionLost(other.to_string()),
     }
@@ -93,7 +101,7 @@ pub async fn upload(
     client: &Client,
     local: &Path,
     remote: &str,
-    options: TransferOptions,
+    options: &TransferOptions,
     observer: &dyn TransferObserver,
     job: usize,
 ) -> Result<TransferOutcome, ClientError> {
@@ -106,18 +114,25 @@ async fn upload_inner(
     client: &Client,
     local: &Path,
     remote: &str,
-    options: TransferOptions,
+    options: &TransferOptions,
     observer: &dyn TransferObserver,
     job: usize,
 ) -> Result<TransferOutcome, ClientError> {
     let path = local.to_owned();
     let (file, size, mtime) = blocking(move || {
         let file = std::fs::File::open(&path).map_err(|error| ClientError::local(&path, error))?;
-        let metadata = file.metadata().map_err(|error| ClientError::local(&path, error))?;
+        let metadata = file
+            .metadata()
+            .map_err(|error| ClientError::local(&path, error))?;
         if !metadata.is_file() {
-            return Err(ClientError::Usage(format!("{}: not a regular file", path.display())));
+            return Err(ClientError::Usage(format!(
+                "{}: not a regular file",
+                path.display()
+            )));
         }
-        let mtime = metadata.modified().map_err(|error| ClientError::local(&path, error))?;
+        let mtime = metadata
+            .modified()
+            .map_err(|error| ClientError::local(&path, error))?;
         Ok((file, metadata.len(), qftp_proto::Timestamp::from(mtime)))
     })
     .await?;
@@ -131,14 +146,19 @@ async fn upload_inner(
             resume: options.resume,
         })
         .await?;
-    let Response::PutReady { offset, prefix_hash } = ready else {
+    let Response::PutReady {
+        offset,
+        prefix_hash,
+    } = ready
+    else {
         return Err(unexpected(&ready));
     };
     let path = local.to_owned();
     let (file, start, hasher) = blocking(move || {
         let mut hasher = blake3::Hasher::new();
         if let Some(expected) = prefix_hash.filter(|_| offset > 0 && offset <= size) {
-            pump::hash_prefix(&file, offset, &mut hasher).map_err(|error| ClientError::local(&path, error))?;
+            pump::hash_prefix(&file, offset, &mut hasher)
+                .map_err(|error| ClientError::local(&path, error))?;
             if hasher.finalize().as_bytes() == &expected {
                 return Ok((file, offset, hasher));
             }
@@ -150,9 +170,18 @@ async fn upload_inner(
     observer.started(job, remote, size, start);
     let sent = async {
         let mut send = client.open_data_stream(transfer_id, start).await?;
-        let hasher = pump::send_file(file, start, size - start, hasher, &mut send, |bytes| {
-            observer.advanced(job, bytes);
-        })
+        let limit = options.rate_limit.as_deref();
+        let hasher = pump::send_file(
+            file,
+            start,
+            size - start,
+            hasher,
+            &mut send,
+            limit,
+            |bytes| {
+                observer.advanced(job, bytes);
+            },
+        )
         .await
         .map_err(|error| pump_error(local, error))?;
         send.finish()
@@ -174,7 +203,10 @@ async fn upload_inner(
         })
         .await?;
     match done {
-        Response::PutDone { bytes_received, resumed } => Ok(TransferOutcome {
+        Response::PutDone {
+            bytes_received,
+            resumed,
+        } => Ok(TransferOutcome {
             size,
             transferred: bytes_received,
             resumed,
@@ -188,7 +220,9 @@ pub fn local_partial_path(local: &Path) -> Result<PathBuf, ClientError> {
     let name = local
         .file_name()
         .and_then(|name| name.to_str())
-        .ok_or_else(|| ClientError::Usage(format!("{}: not a usable file name", local.display())))?;
+        .ok_or_else(|| {
+            ClientError::Usage(format!("{}: not a usable file name", local.display()))
+        })?;
     Ok(local.with_file_name(qftp_proto::partial_name(name)))
 }
 
@@ -197,7 +231,7 @@ pub async fn download(
     client: &Client,
     remote: &str,
     local: &Path,
-    options: TransferOptions,
+    options: &TransferOptions,
     observer: &dyn TransferObserver,
     job: usize,
 ) -> Result<TransferOutcome, ClientError> {
@@ -210,7 +244,7 @@ async fn download_inner(
     client: &Client,
     remote: &str,
     local: &Path,
-    options: TransferOptions,
+    options: &TransferOptions,
     observer: &dyn TransferObserver,
     job: usize,
 ) -> Result<TransferOutcome, ClientError> {
@@ -222,7 +256,10 @@ async fn download_inner(
         if let Ok(metadata) = std::fs::symlink_metadata(path)
             && !metadata.is_file()
         {
-            return Err(ClientError::Usage(format!("{}: exists and is not a regular file", path.display())));
+            return Err(ClientError::Usage(format!(
+                "{}: exists and is not a regular file",
+                path.display()
+            )));
         }
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -231,10 +268,14 @@ async fn download_inner(
             .truncate(false)
             .open(path)
             .map_err(|error| ClientError::local(path, error))?;
-        let length = file.metadata().map_err(|error| ClientError::local(path, error))?.len();
+        let length = file
+            .metadata()
+            .map_err(|error| ClientError::local(path, error))?
+            .len();
         let mut hasher = blake3::Hasher::new();
         if resume && length > 0 {
-            pump::hash_prefix(&file, length, &mut hasher).map_err(|error| ClientError::local(path, error))?;
+            pump::hash_prefix(&file, length, &mut hasher)
+                .map_err(|error| ClientError::local(path, error))?;
             let point = ResumePoint {
                 offset: length,
                 prefix_hash: *hasher.finalize().as_bytes(),
@@ -269,19 +310,38 @@ async fn download_inner(
             return Err(error);
         }
     };
-    let Response::GetReady { size, mtime, offset } = ready else {
+    let Response::GetReady {
+        size,
+        mtime,
+        offset,
+    } = ready
+    else {
         return Err(unexpected(&ready));
     };
     let hasher = match local_resume {
         Some(point) if point.offset == offset => hasher,
         _ if offset == 0 => blake3::Hasher::new(),
-        _ => return Err(ClientError::Protocol(format!("the server offered to resume at {offset}, which was not asked"))),
+        _ => {
+            return Err(ClientError::Protocol(format!(
+                "the server offered to resume at {offset}, which was not asked"
+            )));
+        }
     };
     observer.started(job, remote, size, offset);
     let mut recv = stream_waiter.stream().await?;
-    let (file, hasher) = pump::receive_file(&mut recv, file, offset, size - offset, hasher, |bytes| {
-        observer.advanced(job, bytes);
-    })
+    let limit = options.rate_limit.as_deref();
+    let (file, hasher) = pump::receive_file(
+        &mut recv,
+        file,
+        offset,
+        size - offset,
+        hasher,
+        limit,
+        std::future::pending(),
+        |bytes| {
+            observer.advanced(job, bytes);
+        },
+    )
     .await
     .map_err(|error| pump_error(&partial, error))?;
     let done = responses.next().await?;
@@ -296,15 +356,25 @@ async fn download_inner(
             return Err(ClientError::IntegrityMismatch { path: local });
         }
         if let Some(mtime) = mtime.to_system_time() {
-            filetime::set_file_handle_times(&file, None, Some(filetime::FileTime::from_system_time(mtime)))
-                .map_err(|error| ClientError::local(&partial, error))?;
+            filetime::set_file_handle_times(
+                &file,
+                None,
+                Some(filetime::FileTime::from_system_time(mtime)),
+            )
+            .map_err(|error| ClientError::local(&partial, error))?;
         }
-        file.sync_all().map_err(|error| ClientError::local(&partial, error))?;
+        file.sync_all()
+            .map_err(|error| ClientError::local(&partial, error))?;
         if std::fs::symlink_metadata(&local).is_ok_and(|metadata| metadata.is_dir()) {
-            return Err(ClientError::Usage(format!("{}: is a directory", local.display())));
+            return Err(ClientError::Usage(format!(
+                "{}: is a directory",
+                local.display()
+            )));
         }
         std::fs::rename(&partial, &local).map_err(|error| ClientError::local(&local, error))?;
-        if let Some(parent) = local.parent().filter(|parent| !parent.as_os_str().is_empty())
+        if let Some(parent) = local
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
             && let Ok(directory) = std::fs::File::open(parent)
         {
             let _ = directory.sync_all();

@@ -45,7 +45,10 @@ pub(crate) struct FingerprintVerifier {
 }
 
 impl FingerprintVerifier {
-    pub(crate) fn new(expected: Option<Fingerprint>, presented: Arc<Mutex<Option<Fingerprint>>>) -> Self {
+    pub(crate) fn new(
+        expected: Option<Fingerprint>,
+        presented: Arc<Mutex<Option<Fingerprint>>>,
+    ) -> Self {
         Self {
             expected,
             presented,
@@ -79,7 +82,12 @@ impl ServerCertVerifier for FingerprintVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -88,11 +96,18 @@ impl ServerCertVerifier for FingerprintVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -103,7 +118,10 @@ pub(crate) fn verifier(
     presented: Arc<Mutex<Option<Fingerprint>>>,
 ) -> Result<Arc<dyn ServerCertVerifier>, ClientError> {
     match trust {
-        Trust::Pinned(fingerprint) => Ok(Arc::new(FingerprintVerifier::new(Some(*fingerprint), presented))),
+        Trust::Pinned(fingerprint) => Ok(Arc::new(FingerprintVerifier::new(
+            Some(*fingerprint),
+            presented,
+        ))),
         Trust::FirstUse => Ok(Arc::new(FingerprintVerifier::new(None, presented))),
         Trust::CertificateAuthority(path) => {
             let pem = std::fs::read(path).map_err(|error| ClientError::local(path, error))?;
@@ -115,7 +133,10 @@ pub(crate) fn verifier(
                     .map_err(|error| ClientError::Usage(format!("{}: {error}", path.display())))?;
             }
             if roots.is_empty() {
-                return Err(ClientError::Usage(format!("{}: no certificate found", path.display())));
+                return Err(ClientError::Usage(format!(
+                    "{}: no certificate found",
+                    path.display()
+                )));
             }
             rustls::client::WebPkiServerVerifier::builder_with_provider(
                 Arc::new(roots),
@@ -146,9 +167,11 @@ impl KnownHosts {
                     if line.is_empty() || line.starts_with('#') {
                         continue;
                     }
-                    let parsed = line
-                        .split_once(char::is_whitespace)
-                        .and_then(|(host, fingerprint)| Some((host, fingerprint.trim().parse().ok()?)));
+                    let parsed =
+                        line.split_once(char::is_whitespace)
+                            .and_then(|(host, fingerprint)| {
+                                Some((host, fingerprint.trim().parse().ok()?))
+                            });
                     let Some((host, fingerprint)) = parsed else {
                         return Err(ClientError::Usage(format!(
                             "{}:{}: expected `HOST:PORT SHA256:HEX`",
@@ -211,7 +234,10 @@ pub fn ask_to_trust(host: &str, fingerprint: Fingerprint) -> Result<bool, Client
     std::io::stdin()
         .read_line(&mut answer)
         .map_err(|error| ClientError::local("<stdin>", error))?;
-    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 #[cfg(test)]

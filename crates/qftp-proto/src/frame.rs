@@ -171,7 +171,9 @@ mod tests {
         let mut decoder = FrameDecoder::new(1024);
         decoder.push(&u32::MAX.to_be_bytes());
         let error = decoder.next_payload().unwrap_err();
-        assert!(matches!(error, FrameError::TooLarge { announced, limit: 1024 } if announced == u64::from(u32::MAX)));
+        assert!(
+            matches!(error, FrameError::TooLarge { announced, limit: 1024 } if announced == u64::from(u32::MAX))
+        );
     }
 
     #[test]
@@ -182,7 +184,10 @@ mod tests {
                 path: "x".repeat(2000),
             },
         };
-        assert!(matches!(encode(&big, 1024), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            encode(&big, 1024),
+            Err(FrameError::TooLarge { .. })
+        ));
     }
 
     #[test]
@@ -191,7 +196,10 @@ mod tests {
         let mut decoder = FrameDecoder::new(1024);
         decoder.push(&wire[..wire.len() - 3]);
         assert!(decoder.next_payload().unwrap().is_none());
-        assert!(matches!(decoder.finish(), Err(FrameError::Truncated { missing: 3 })));
+        assert!(matches!(
+            decoder.finish(),
+            Err(FrameError::Truncated { missing: 3 })
+        ));
     }
 
     #[test]

@@ -48,7 +48,9 @@ pub struct ServerFrame {
 }
 
 /// A point in time, as seconds and nanoseconds since the Unix epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Timestamp {
     /// Whole seconds since 1970-01-01T00:00:00Z (negative before it).
     pub secs: i64,
@@ -67,7 +69,10 @@ impl From<std::time::SystemTime> for Timestamp {
                 let before = before.duration();
                 let secs = i64::try_from(before.as_secs()).unwrap_or(i64::MAX);
                 if before.subsec_nanos() == 0 {
-                    Self { secs: -secs, nanos: 0 }
+                    Self {
+                        secs: -secs,
+                        nanos: 0,
+                    }
                 } else {
                     Self {
                         secs: -secs - 1,
@@ -448,6 +453,13 @@ mod tests {
             assert!(stamp.nanos < 1_000_000_000);
             assert_eq!(stamp.to_system_time(), Some(time));
         }
-        assert_eq!(Timestamp { secs: 0, nanos: 2_000_000_000 }.to_system_time(), None);
+        assert_eq!(
+            Timestamp {
+                secs: 0,
+                nanos: 2_000_000_000
+            }
+            .to_system_time(),
+            None
+        );
     }
 }

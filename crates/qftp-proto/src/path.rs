@@ -136,8 +136,14 @@ mod tests {
     #[test]
     fn relative_paths_start_from_the_base() {
         let base = RemotePath::parse("/docs/2024").unwrap();
-        assert_eq!(RemotePath::resolve(&base, "x").unwrap().to_string(), "/docs/2024/x");
-        assert_eq!(RemotePath::resolve(&base, "../x").unwrap().to_string(), "/docs/x");
+        assert_eq!(
+            RemotePath::resolve(&base, "x").unwrap().to_string(),
+            "/docs/2024/x"
+        );
+        assert_eq!(
+            RemotePath::resolve(&base, "../x").unwrap().to_string(),
+            "/docs/x"
+        );
         assert_eq!(RemotePath::resolve(&base, "/x").unwrap().to_string(), "/x");
         assert_eq!(RemotePath::resolve(&base, "").unwrap(), base);
     }
@@ -145,8 +151,14 @@ mod tests {
     #[test]
     fn odd_input_is_refused() {
         assert_eq!(RemotePath::parse("a\0b"), Err(PathError::Nul));
-        assert_eq!(RemotePath::parse(&"x".repeat(300)), Err(PathError::NameTooLong));
-        assert_eq!(RemotePath::parse(&"a/".repeat(3000)), Err(PathError::TooLong));
+        assert_eq!(
+            RemotePath::parse(&"x".repeat(300)),
+            Err(PathError::NameTooLong)
+        );
+        assert_eq!(
+            RemotePath::parse(&"a/".repeat(3000)),
+            Err(PathError::TooLong)
+        );
     }
 
     #[test]

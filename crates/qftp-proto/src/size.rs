@@ -4,7 +4,9 @@ use std::fmt;
 
 /// A size could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid size {input:?}: expected a number with an optional unit (B, KB, KiB, MB, MiB, GB, GiB, TB, TiB) or \"unlimited\"")]
+#[error(
+    "invalid size {input:?}: expected a number with an optional unit (B, KB, KiB, MB, MiB, GB, GiB, TB, TiB) or \"unlimited\""
+)]
 pub struct SizeError {
     input: String,
 }
@@ -133,7 +135,16 @@ mod tests {
 
     #[test]
     fn nonsense_is_refused() {
-        for input in ["", "MiB", "ten", "1.2.3", "5 parsecs", "-1", "99999999999999999999", "20000000TiB"] {
+        for input in [
+            "",
+            "MiB",
+            "ten",
+            "1.2.3",
+            "5 parsecs",
+            "-1",
+            "99999999999999999999",
+            "20000000TiB",
+        ] {
             assert!(parse_size(input).is_err(), "{input} should be refused");
         }
     }

@@ -267,7 +267,9 @@ impl LoginGuard {
     /// A guard enforcing `limits`.
     pub fn new(limits: LoginLimits) -> Self {
         Self {
-            hashing: Arc::new(Semaphore::new(limits.hashing_concurrency)),
+            hashing: Arc::new(Semaphore::new(
+                limits.hashing_concurrency.min(Semaphore::MAX_PERMITS),
+            )),
             limits,
             records: Mutex::new(Records {
                 by_address: FailureLog::new(MAX_TRACKED),
@@ -297,6 +299,7 @@ impl LoginGuard {
         if let Some(retry_after) = self.blocked_for(address) {
             return Err(LoginError::Blocked { retry_after });
         }
+        // A primary-key read; WAL mode means an admin's write never blocks it.
         let record = db
             .user(user)
             .map_err(|error| LoginError::Internal(error.to_string()))?;

@@ -91,7 +91,8 @@ impl Context {
 
 /// Parses a client path, or explains why it is not acceptable.
 pub(crate) fn parse_path(path: &str) -> RequestResult<RemotePath> {
-    RemotePath::parse(path).map_err(|error| RequestError::new(ErrorKind::InvalidPath, error.to_string()))
+    RemotePath::parse(path)
+        .map_err(|error| RequestError::new(ErrorKind::InvalidPath, error.to_string()))
 }
 
 /// Serves one incoming connection until it closes.
@@ -129,11 +130,12 @@ async fn serve(
         .await
         .map_err(|_| protocol_error("no control stream"))?
         .map_err(|error| protocol_error(format!("no control stream: {error}")))?;
-    let hello: ClientHello = tokio::time::timeout(HELLO_TIMEOUT, framed::read_message(&mut recv, limit))
-        .await
-        .map_err(|_| protocol_error("no hello"))?
-        .map_err(protocol_error)?
-        .ok_or_else(|| protocol_error("control stream closed before hello"))?;
+    let hello: ClientHello =
+        tokio::time::timeout(HELLO_TIMEOUT, framed::read_message(&mut recv, limit))
+            .await
+            .map_err(|_| protocol_error("no hello"))?
+            .map_err(protocol_error)?
+            .ok_or_else(|| protocol_error("control stream closed before hello"))?;
     let server_hello = ServerHello {
         version: PROTOCOL_VERSION,
         server: format!("qftp-server {}", env!("CARGO_PKG_VERSION")),
@@ -145,7 +147,10 @@ async fn serve(
     if hello.version != PROTOCOL_VERSION {
         return Err((
             close_code::VERSION,
-            format!("protocol version {} is not supported (server speaks {PROTOCOL_VERSION})", hello.version),
+            format!(
+                "protocol version {} is not supported (server speaks {PROTOCOL_VERSION})",
+                hello.version
+            ),
         ));
     }
 
@@ -160,7 +165,9 @@ async fn serve(
             session: Arc::new(session),
             connection: connection.clone(),
             replies: replies.clone(),
-            transfers: Arc::new(TransferTable::new(state.config.max_streams_per_connection as usize)),
+            transfers: Arc::new(TransferTable::new(
+                state.config.max_streams_per_connection as usize,
+            )),
         };
         let streams = tokio::spawn(accept_data_streams(context.clone()));
         let served = serve_requests(&context, &mut recv, limit).await;
@@ -173,7 +180,11 @@ async fn serve(
     result
 }
 
-async fn write_replies(mut send: quinn::SendStream, mut outgoing: mpsc::Receiver<ServerFrame>, limit: usize) {
+async fn write_replies(
+    mut send: quinn::SendStream,
+    mut outgoing: mpsc::Receiver<ServerFrame>,
+    limit: usize,
+) {
     while let Some(frame) = outgoing.recv().await {
         if let Err(error) = framed::write_message(&mut send, &frame, limit).await {
             tracing::debug!(%error, "control stream write failed");
@@ -208,12 +219,22 @@ async fn authenticate(
         };
         match outcome {
             Ok((session, response)) => {
-                let _ = replies.send(ServerFrame { id: frame.id, response }).await;
+                let _ = replies
+                    .send(ServerFrame {
+                        id: frame.id,
+                        response,
+                    })
+                    .await;
                 return Ok(Some(session));
             }
             Err(error) => {
                 let response = Response::Error(error.to_reply());
-                let _ = replies.send(ServerFrame { id: frame.id, response }).await;
+                let _ = replies
+                    .send(ServerFrame {
+                        id: frame.id,
+                        response,
+                    })
+                    .await;
             }
         }
     }
@@ -225,7 +246,11 @@ async fn login(
     user: &str,
     password: &str,
 ) -> RequestResult<(Session, Response)> {
-    let record = match state.login_guard.login(&state.db, remote.ip(), user, password).await {
+    let record = match state
+        .login_guard
+        .login(&state.db, remote.ip(), user, password)
+        .await
+    {
         Ok(record) => record,
         Err(LoginError::Blocked { retry_after }) => {
             tracing::warn!(%remote, user, "login refused: too many failures from this address");
@@ -244,7 +269,10 @@ async fn login(
         }
         Err(error) => {
             tracing::error!(%remote, user, ?error, "login error");
-            return Err(RequestError::new(ErrorKind::Internal, "server error during login"));
+            return Err(RequestError::new(
+                ErrorKind::Internal,
+                "server error during login",
+            ));
         }
     };
     let (token, hash) = new_session_token();
@@ -254,7 +282,10 @@ async fn login(
         .create_session(&record.name, &hash, expires.secs)
         .map_err(|error| {
             tracing::error!(%error, "storing a session");
-            RequestError::new(ErrorKind::Internal, "server error: cannot store the session")
+            RequestError::new(
+                ErrorKind::Internal,
+                "server error: cannot store the session",
+            )
         })?;
     let session = open_session(state, &record, hash)?;
     tracing::info!(%remote, user = %record.name, "login succeeded");
@@ -284,10 +315,21 @@ fn resume_session(
     };
     let database_error = |error: crate::userdb::DbError| {
         tracing::error!(%error, "reading a session");
-        RequestError::new(ErrorKind::Internal, "server error: user database unavailable")
+        RequestError::new(
+            ErrorKind::Internal,
+            "server error: user database unavailable",
+        )
     };
-    let user = state.db.session_user(&hash, now).map_err(database_error)?.ok_or_else(expired)?;
-    let record = state.db.user(&user).map_err(database_error)?.ok_or_else(expired)?;
+    let user = state
+        .db
+        .session_user(&hash, now)
+        .map_err(database_error)?
+        .ok_or_else(expired)?;
+    let record = state
+        .db
+        .user(&user)
+        .map_err(database_error)?
+        .ok_or_else(expired)?;
     let session = open_session(state, &record, hash)?;
     tracing::info!(%remote, user = %record.name, "session resumed");
     Ok((session, Response::Authenticated { user: record.name }))
@@ -323,7 +365,11 @@ fn open_session(
     })
 }
 
-async fn serve_requests(context: &Context, recv: &mut quinn::RecvStream, limit: usize) -> Result<(), CloseReason> {
+async fn serve_requests(
+    context: &Context,
+    recv: &mut quinn::RecvStream,
+    limit: usize,
+) -> Result<(), CloseReason> {
     let in_flight = Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT));
     loop {
         let Some(frame) = framed::read_message::<ClientFrame>(recv, limit)
@@ -402,7 +448,10 @@ async fn dispatch(context: &Context, id: u64, request: Request) {
             path,
             resume,
         } => transfer::download(context, id, transfer_id, &path, resume).await,
-        _ => Err(RequestError::new(ErrorKind::Protocol, "request not supported by this server")),
+        _ => Err(RequestError::new(
+            ErrorKind::Protocol,
+            "request not supported by this server",
+        )),
     };
     match result {
         Ok(Some(response)) => context.reply(id, response).await,
@@ -422,7 +471,10 @@ async fn logout(context: &Context) -> HandlerResult {
         .revoke_session(&context.session.token_hash)
         .map_err(|error| {
             tracing::error!(%error, "revoking a session");
-            RequestError::new(ErrorKind::Internal, "server error: cannot revoke the session")
+            RequestError::new(
+                ErrorKind::Internal,
+                "server error: cannot revoke the session",
+            )
         })?;
     tracing::info!(user = %context.session.user, revoked, "logout");
     Ok(Some(Response::Ok))
@@ -462,7 +514,13 @@ async fn list(context: &Context, id: u64, path: &str) -> HandlerResult {
     let last = chunks.len() - 1;
     for (index, entries) in chunks.into_iter().enumerate() {
         context
-            .reply(id, Response::Listing { entries, done: index == last })
+            .reply(
+                id,
+                Response::Listing {
+                    entries,
+                    done: index == last,
+                },
+            )
             .await;
     }
     Ok(None)
@@ -476,30 +534,49 @@ async fn walk(context: &Context, id: u64, path: &str, hashes: bool) -> HandlerRe
         .blocking(move |jail| {
             jail.walk(&path, hashes, &mut |entries| {
                 chunk_by_size(entries, limit).into_iter().all(|entries| {
-                    let response = Response::Tree { entries, done: false };
+                    let response = Response::Tree {
+                        entries,
+                        done: false,
+                    };
                     replies.blocking_send(ServerFrame { id, response }).is_ok()
                 })
             })
         })
         .await?;
     context
-        .reply(id, Response::Tree { entries: Vec::new(), done: true })
+        .reply(
+            id,
+            Response::Tree {
+                entries: Vec::new(),
+                done: true,
+            },
+        )
         .await;
     Ok(None)
 }
 
 async fn remove(context: &Context, path: &str, recursive: bool) -> HandlerResult {
     let path = parse_path(path)?;
-    let freed = context.blocking(move |jail| jail.remove(&path, recursive)).await?;
-    context.session.quota.adjust(&context.state.db, -(freed as i64))?;
+    let freed = context
+        .blocking(move |jail| jail.remove(&path, recursive))
+        .await?;
+    context
+        .session
+        .quota
+        .adjust(&context.state.db, -(freed as i64))?;
     Ok(Some(Response::Ok))
 }
 
 async fn rename(context: &Context, from: &str, to: &str) -> HandlerResult {
     let from = parse_path(from)?;
     let to = parse_path(to)?;
-    let freed = context.blocking(move |jail| jail.rename(&from, &to)).await?;
-    context.session.quota.adjust(&context.state.db, -(freed as i64))?;
+    let freed = context
+        .blocking(move |jail| jail.rename(&from, &to))
+        .await?;
+    context
+        .session
+        .quota
+        .adjust(&context.state.db, -(freed as i64))?;
     Ok(Some(Response::Ok))
 }
 

@@ -303,11 +303,13 @@ impl Jail {
             parent
                 .remove_file(name)
                 .map_err(|error| user_error(&error, path))?;
-            return Ok(if metadata.is_file() && !qftp_proto::is_partial_name(name) {
-                metadata.len()
-            } else {
-                0
-            });
+            return Ok(
+                if metadata.is_file() && !qftp_proto::is_partial_name(name) {
+                    metadata.len()
+                } else {
+                    0
+                },
+            );
         }
         if !recursive {
             parent

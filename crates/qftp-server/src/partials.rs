@@ -34,7 +34,10 @@ pub fn open_partial(dir: &Dir, partial: &str) -> io::Result<std::fs::File> {
             }
         }
         let file = dir
-            .open_with(partial, OpenOptions::new().read(true).write(true).create(true))?
+            .open_with(
+                partial,
+                OpenOptions::new().read(true).write(true).create(true),
+            )?
             .into_std();
         let metadata = file.metadata()?;
         if metadata.is_file() && metadata.nlink() == 1 {
@@ -50,7 +53,9 @@ pub fn open_partial(dir: &Dir, partial: &str) -> io::Result<std::fs::File> {
 /// Removes partial files older than `max_age` below `home`, never leaving
 /// it and never following symlinks. Returns how many were removed.
 pub fn sweep(home: &Path, max_age: Duration) -> io::Result<usize> {
-    let cutoff = SystemTime::now().checked_sub(max_age).unwrap_or(SystemTime::UNIX_EPOCH);
+    let cutoff = SystemTime::now()
+        .checked_sub(max_age)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
     let mut removed = 0;
     let mut pending = vec![Dir::open_ambient_dir(home, ambient_authority())?];
     while let Some(dir) = pending.pop() {

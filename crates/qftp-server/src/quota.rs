@@ -22,19 +22,23 @@
 //! * Removing files subtracts their sizes; a rename that replaces a file
 //!   subtracts the replaced file's size.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use qftp_proto::path::RemotePath;
 use qftp_proto::{ErrorKind, Usage};
 
 use crate::error::{RequestError, RequestResult};
 use crate::userdb::UserDb;
+use tokio::sync::{Notify, watch};
 
 #[derive(Debug, Default)]
 struct Ledger {
     reserved: u64,
-    busy: HashSet<RemotePath>,
+    /// Paths with an upload in flight, each with the switch that asks that
+    /// upload to give way.
+    busy: HashMap<RemotePath, watch::Sender<bool>>,
 }
 
 /// The in-memory reservations of one user, shared by all their connections.
@@ -42,6 +46,7 @@ struct Ledger {
 pub struct UserQuota {
     user: String,
     ledger: Mutex<Ledger>,
+    released: Notify,
 }
 
 /// All users' reservations.
@@ -60,6 +65,7 @@ impl QuotaBook {
                 Arc::new(UserQuota {
                     user: user.to_owned(),
                     ledger: Mutex::new(Ledger::default()),
+                    released: Notify::new(),
                 })
             })
             .clone()
@@ -72,12 +78,29 @@ pub struct Reservation {
     quota: Arc<UserQuota>,
     path: RemotePath,
     bytes: u64,
+    give_way: watch::Receiver<bool>,
 }
 
 impl Reservation {
     /// Bytes currently reserved.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Whether a newer upload to the same path has asked this one to give way.
+    pub fn is_asked_to_give_way(&self) -> bool {
+        *self.give_way.borrow()
+    }
+
+    /// Completes when a newer upload to the same path asks this one to give
+    /// way (see [`UserQuota::take_over`]).
+    pub fn asked_to_give_way(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut give_way = self.give_way.clone();
+        async move {
+            if give_way.wait_for(|asked| *asked).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 }
 
@@ -86,6 +109,8 @@ impl Drop for Reservation {
         let mut ledger = self.quota.ledger.lock().expect("quota lock");
         ledger.reserved = ledger.reserved.saturating_sub(self.bytes);
         ledger.busy.remove(&self.path);
+        drop(ledger);
+        self.quota.released.notify_waiters();
     }
 }
 
@@ -101,6 +126,32 @@ impl UserQuota {
         })
     }
 
+    /// Asks an upload in flight to `path`, if any, to give way and waits up
+    /// to `patience` for it to end.
+    ///
+    /// A client that was killed mid-upload leaves its connection looking
+    /// alive until the idle timeout; its rerun must not wait that long. The
+    /// newer upload of the same user to the same path wins, and the older
+    /// one ends with an error, leaving its partial file for the newer one.
+    pub async fn take_over(&self, path: &RemotePath, patience: Duration) {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            {
+                let ledger = self.ledger.lock().expect("quota lock");
+                match ledger.busy.get(path) {
+                    None => return,
+                    Some(give_way) => give_way.send_replace(true),
+                };
+            }
+            if tokio::time::timeout_at(deadline, released).await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Reserves room for an upload of `size` bytes to `path` that will
     /// replace a file of `replaced` bytes, or refuses with how much is needed
     /// and how much is free.
@@ -113,7 +164,7 @@ impl UserQuota {
     ) -> RequestResult<Reservation> {
         let needed = size.saturating_sub(replaced);
         let mut ledger = self.ledger.lock().expect("quota lock");
-        if ledger.busy.contains(path) {
+        if ledger.busy.contains_key(path) {
             return Err(RequestError::new(
                 ErrorKind::Busy,
                 format!("{path}: another upload to this file is in progress"),
@@ -135,11 +186,13 @@ impl UserQuota {
             }
         }
         ledger.reserved += needed;
-        ledger.busy.insert(path.clone());
+        let (give_way_sender, give_way) = watch::channel(false);
+        ledger.busy.insert(path.clone(), give_way_sender);
         Ok(Reservation {
             quota: Arc::clone(self),
             path: path.clone(),
             bytes: needed,
+            give_way,
         })
     }
 
@@ -151,12 +204,12 @@ impl UserQuota {
     pub fn commit(
         &self,
         db: &UserDb,
-        reservation: &Reservation,
+        reservation: &mut Reservation,
         size: u64,
         replaced: u64,
         place: impl FnOnce() -> RequestResult<()>,
     ) -> RequestResult<()> {
-        let ledger = self.ledger.lock().expect("quota lock");
+        let mut ledger = self.ledger.lock().expect("quota lock");
         let delta = size as i64 - replaced as i64;
         let (used, quota) = db.usage(&self.user).map_err(internal)?;
         if let Some(quota) = quota {
@@ -173,7 +226,12 @@ impl UserQuota {
             }
         }
         place()?;
-        add_used(db, &self.user, delta)
+        add_used(db, &self.user, delta)?;
+        // The bytes are charged now; release the promise in the same step so
+        // no other upload ever sees them counted twice.
+        ledger.reserved = ledger.reserved.saturating_sub(reservation.bytes);
+        reservation.bytes = 0;
+        Ok(())
     }
 
     /// Adds `delta` bytes (negative frees) to `used`.
@@ -192,5 +250,8 @@ fn add_used(db: &UserDb, user: &str, delta: i64) -> RequestResult<()> {
 
 fn internal(error: impl std::fmt::Display) -> RequestError {
     tracing::error!(%error, "user database");
-    RequestError::new(ErrorKind::Internal, "server error: user database unavailable")
+    RequestError::new(
+        ErrorKind::Internal,
+        "server error: user database unavailable",
+    )
 }

@@ -80,19 +80,24 @@ pub struct Server {
 
 impl Server {
     /// Opens the user store, loads the certificate and binds `listen`.
-    pub fn bind(root: ServerRoot, config: ServerConfig, listen: SocketAddr) -> anyhow::Result<Self> {
+    pub fn bind(
+        root: ServerRoot,
+        config: ServerConfig,
+        listen: SocketAddr,
+    ) -> anyhow::Result<Self> {
         let (certificates, key) = crate::certs::load(&root.cert_file(), &root.key_file())?;
         let fingerprint = Fingerprint::of_der(
             certificates
                 .first()
                 .context("the certificate file holds no certificate")?,
         );
-        let mut tls = rustls::ServerConfig::builder_with_provider(qftp_transport::crypto_provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .context("TLS 1.3 is not available")?
-            .with_no_client_auth()
-            .with_single_cert(certificates, key)
-            .context("the certificate and key do not match")?;
+        let mut tls =
+            rustls::ServerConfig::builder_with_provider(qftp_transport::crypto_provider())
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .context("TLS 1.3 is not available")?
+                .with_no_client_auth()
+                .with_single_cert(certificates, key)
+                .context("the certificate and key do not match")?;
         tls.alpn_protocols = vec![qftp_proto::ALPN.to_vec()];
         tls.max_early_data_size = 0;
         let crypto = QuicServerConfig::try_from(tls).context("building the QUIC TLS config")?;
@@ -162,8 +167,10 @@ impl Server {
             });
         }
         sweeper.abort();
-        self.endpoint.close(quinn::VarInt::from_u32(0), b"server shutting down");
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.endpoint.wait_idle()).await;
+        self.endpoint
+            .close(quinn::VarInt::from_u32(0), b"server shutting down");
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.endpoint.wait_idle())
+            .await;
     }
 }
 
@@ -173,7 +180,11 @@ pub async fn run(root: ServerRoot, config: ServerConfig, listen: SocketAddr) -> 
     let server = Server::bind(root, config, listen)?;
     let address = server.local_addr()?;
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "listening on {address} certificate {}", server.fingerprint())?;
+    writeln!(
+        stdout,
+        "listening on {address} certificate {}",
+        server.fingerprint()
+    )?;
     stdout.flush()?;
     drop(stdout);
     tracing::info!(%address, "serving");

@@ -22,9 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use qftp_proto::path::RemotePath;
-use qftp_proto::{
-    DataHeader, EntryKind, ErrorKind, HashBytes, ResumePoint, Response, Timestamp,
-};
+use qftp_proto::{DataHeader, EntryKind, ErrorKind, HashBytes, Response, ResumePoint, Timestamp};
 use qftp_transport::framed;
 use qftp_transport::pump::{self, PumpError};
 use tokio::sync::{Semaphore, oneshot};
@@ -32,6 +30,7 @@ use tokio::sync::{Semaphore, oneshot};
 use crate::connection::{Context, HandlerResult, parse_path};
 use crate::error::{RequestError, RequestResult};
 use crate::jail::Jail;
+use crate::quota::Reservation;
 use crate::server::ServerState;
 
 /// Error codes used when a data stream is stopped or reset.
@@ -85,7 +84,11 @@ impl TransferTable {
         }
     }
 
-    fn claim(self: &Arc<Self>, transfer_id: u64, inbox: Option<Inbox>) -> RequestResult<TransferSlot> {
+    fn claim(
+        self: &Arc<Self>,
+        transfer_id: u64,
+        inbox: Option<Inbox>,
+    ) -> RequestResult<TransferSlot> {
         let mut open = self.open.lock().expect("transfer table lock");
         if open.contains_key(&transfer_id) {
             return Err(RequestError::new(
@@ -153,13 +156,24 @@ impl Drop for TransferSlot {
 }
 
 /// Passes a `PutCommit` to its upload, which answers it.
-pub(crate) fn deliver_commit(context: &Context, request_id: u64, transfer_id: u64, hash: HashBytes) -> HandlerResult {
+pub(crate) fn deliver_commit(
+    context: &Context,
+    request_id: u64,
+    transfer_id: u64,
+    hash: HashBytes,
+) -> HandlerResult {
     let sender = context.transfers.take_commit(transfer_id).ok_or_else(|| {
-        RequestError::new(ErrorKind::Protocol, format!("no open upload with id {transfer_id}"))
+        RequestError::new(
+            ErrorKind::Protocol,
+            format!("no open upload with id {transfer_id}"),
+        )
     })?;
-    sender
-        .send(Commit { request_id, hash })
-        .map_err(|_| RequestError::new(ErrorKind::Protocol, format!("upload {transfer_id} has already ended")))?;
+    sender.send(Commit { request_id, hash }).map_err(|_| {
+        RequestError::new(
+            ErrorKind::Protocol,
+            format!("upload {transfer_id} has already ended"),
+        )
+    })?;
     Ok(None)
 }
 
@@ -179,23 +193,36 @@ struct PreparedUpload {
     offset: u64,
     prefix_hash: Option<HashBytes>,
     hasher: blake3::Hasher,
-    replaced: u64,
 }
 
-fn prepare_upload(jail: &Jail, path: &RemotePath, size: u64, resume: bool) -> RequestResult<PreparedUpload> {
+/// Opens the target's directory, reserves quota through `reserve` (given the
+/// size of the file that will be replaced) and only then opens the partial
+/// file, so a refused upload leaves nothing behind.
+fn prepare_upload(
+    jail: &Jail,
+    path: &RemotePath,
+    size: u64,
+    resume: bool,
+    reserve: impl FnOnce(u64) -> RequestResult<Reservation>,
+) -> RequestResult<(PreparedUpload, Reservation)> {
     let shown = path.to_string();
     let (dir, name) = jail.open_parent(path)?;
     let replaced = match dir.symlink_metadata(&name) {
         Ok(metadata) if metadata.is_dir() => {
-            return Err(RequestError::new(ErrorKind::IsADirectory, format!("{shown}: is a directory")));
+            return Err(RequestError::new(
+                ErrorKind::IsADirectory,
+                format!("{shown}: is a directory"),
+            ));
         }
         Ok(metadata) if metadata.is_file() => metadata.len(),
         Ok(_) => 0,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
         Err(error) => return Err(RequestError::from_io(&error, &shown)),
     };
+    let reservation = reserve(replaced)?;
     let partial = qftp_proto::partial_name(&name);
-    let file = crate::partials::open_partial(&dir, &partial).map_err(|error| RequestError::from_io(&error, &shown))?;
+    let file = crate::partials::open_partial(&dir, &partial)
+        .map_err(|error| RequestError::from_io(&error, &shown))?;
     let io_error = |error: std::io::Error| RequestError::from_io(&error, &shown);
     let existing = file.metadata().map_err(io_error)?.len();
     let mut hasher = blake3::Hasher::new();
@@ -206,30 +233,42 @@ fn prepare_upload(jail: &Jail, path: &RemotePath, size: u64, resume: bool) -> Re
         file.set_len(0).map_err(io_error)?;
         (0, None)
     };
-    Ok(PreparedUpload {
-        dir,
-        name,
-        partial,
-        file,
-        offset,
-        prefix_hash,
-        hasher,
-        replaced,
-    })
+    Ok((
+        PreparedUpload {
+            dir,
+            name,
+            partial,
+            file,
+            offset,
+            prefix_hash,
+            hasher,
+        },
+        reservation,
+    ))
 }
 
 /// Serves `PutOpen` and then the whole upload; answers the commit itself.
 pub(crate) async fn upload(context: &Context, open: UploadOpen) -> HandlerResult {
     let path = parse_path(&open.path)?;
     let (size, resume) = (open.size, open.resume);
-    let prepared = {
-        let path = path.clone();
-        context.blocking(move |jail| prepare_upload(jail, &path, size, resume)).await?
-    };
-    let reservation = context
+    // A rerun after a crashed client takes over from the stale upload.
+    context
         .session
         .quota
-        .reserve(&context.state.db, &path, size, prepared.replaced)?;
+        .take_over(&path, Duration::from_secs(10))
+        .await;
+    let (prepared, mut reservation) = {
+        let path = path.clone();
+        let quota = Arc::clone(&context.session.quota);
+        let state = Arc::clone(&context.state);
+        context
+            .blocking(move |jail| {
+                prepare_upload(jail, &path, size, resume, |replaced| {
+                    quota.reserve(&state.db, &path, size, replaced)
+                })
+            })
+            .await?
+    };
     let (stream_sender, stream_receiver) = oneshot::channel();
     let (commit_sender, commit_receiver) = oneshot::channel();
     let slot = context.transfers.claim(
@@ -250,23 +289,53 @@ pub(crate) async fn upload(context: &Context, open: UploadOpen) -> HandlerResult
         .await;
 
     let timeout = context.state.config.idle_timeout();
-    let received = receive(context, &open, prepared, stream_receiver, timeout).await;
+    let give_way = reservation.asked_to_give_way();
+    tokio::pin!(give_way);
+    let received = receive(
+        context,
+        &open,
+        prepared,
+        stream_receiver,
+        timeout,
+        give_way.as_mut(),
+    )
+    .await;
+    if reservation.is_asked_to_give_way() {
+        // The newer upload owns the partial file now; a late commit for this
+        // one is answered by `deliver_commit` as ended.
+        return Ok(None);
+    }
     let commit = tokio::select! {
         commit = tokio::time::timeout(timeout, commit_receiver) => match commit {
             Ok(Ok(commit)) => commit,
             _ => return Ok(None),
         },
         _ = context.connection.closed() => return Ok(None),
+        () = &mut give_way => return Ok(None),
     };
     let result = match received {
-        Ok(received) => finish_upload(context, &path, &open, received, commit.hash, &reservation).await,
+        Ok(received) => {
+            finish_upload(
+                context,
+                &path,
+                &open,
+                received,
+                commit.hash,
+                &mut reservation,
+            )
+            .await
+        }
         Err(error) => Err(error),
     };
     drop(slot);
     drop(reservation);
     match result {
         Ok(response) => context.reply(commit.request_id, response).await,
-        Err(error) => context.reply_error(commit.request_id, "put-commit", error).await,
+        Err(error) => {
+            context
+                .reply_error(commit.request_id, "put-commit", error)
+                .await
+        }
     }
     Ok(None)
 }
@@ -285,32 +354,58 @@ async fn receive(
     mut prepared: PreparedUpload,
     stream: oneshot::Receiver<(DataHeader, quinn::RecvStream)>,
     timeout: Duration,
+    mut give_way: std::pin::Pin<&mut (impl std::future::Future<Output = ()> + ?Sized)>,
 ) -> RequestResult<ReceivedUpload> {
-    let failed = |message: &str| RequestError::new(ErrorKind::IntegrityMismatch, format!("{}: {message}", open.path));
+    let failed = |message: &str| {
+        RequestError::new(
+            ErrorKind::IntegrityMismatch,
+            format!("{}: {message}", open.path),
+        )
+    };
     let (header, mut recv) = tokio::select! {
         stream = tokio::time::timeout(timeout, stream) => match stream {
             Ok(Ok(stream)) => stream,
             _ => return Err(failed("no data stream arrived")),
         },
         _ = context.connection.closed() => return Err(failed("connection closed")),
+        () = &mut give_way => return Err(failed("superseded by a newer upload of the same file")),
     };
     let start = header.offset;
     if start != prepared.offset && start != 0 {
         let _ = recv.stop(stream_code::BAD_HEADER.into());
         return Err(RequestError::new(
             ErrorKind::Protocol,
-            format!("{}: data must start at 0 or {}, not {start}", open.path, prepared.offset),
+            format!(
+                "{}: data must start at 0 or {}, not {start}",
+                open.path, prepared.offset
+            ),
         ));
     }
     let expected = open.size - start;
-    let hasher = if start == 0 { blake3::Hasher::new() } else { prepared.hasher.clone() };
-    let file = prepared.file.try_clone().map_err(|error| RequestError::from_io(&error, &open.path))?;
-    let (_, hasher) = pump::receive_file(&mut recv, file, start, expected, hasher, |_| {})
-        .await
-        .map_err(|error| match error {
-            PumpError::Disk(error) => RequestError::from_io(&error, &open.path),
-            other => failed(&other.to_string()),
-        })?;
+    let hasher = if start == 0 {
+        blake3::Hasher::new()
+    } else {
+        prepared.hasher.clone()
+    };
+    let file = prepared
+        .file
+        .try_clone()
+        .map_err(|error| RequestError::from_io(&error, &open.path))?;
+    let (_, hasher) = pump::receive_file(
+        &mut recv,
+        file,
+        start,
+        expected,
+        hasher,
+        None,
+        give_way,
+        |_| {},
+    )
+    .await
+    .map_err(|error| match error {
+        PumpError::Disk(error) => RequestError::from_io(&error, &open.path),
+        other => failed(&other.to_string()),
+    })?;
     let received = expected;
     prepared.hasher = hasher;
     Ok(ReceivedUpload {
@@ -326,7 +421,7 @@ async fn finish_upload(
     open: &UploadOpen,
     upload: ReceivedUpload,
     client_hash: HashBytes,
-    reservation: &crate::quota::Reservation,
+    reservation: &mut Reservation,
 ) -> RequestResult<Response> {
     let ReceivedUpload {
         prepared,
@@ -347,23 +442,38 @@ async fn finish_upload(
     let state = Arc::clone(&context.state);
     // The rename and the quota charge happen together under the user's
     // quota lock; the reservation is borrowed across the blocking call.
-    let PreparedUpload { dir, name, partial, file, .. } = prepared;
-    let durable = tokio::task::spawn_blocking(move || -> RequestResult<(cap_std::fs::Dir, String, String)> {
-        let io_error = |error: std::io::Error| RequestError::from_io(&error, &shown);
-        if let Some(mtime) = mtime {
-            filetime::set_file_handle_times(&file, None, Some(filetime::FileTime::from_system_time(mtime)))
+    let PreparedUpload {
+        dir,
+        name,
+        partial,
+        file,
+        ..
+    } = prepared;
+    let durable = tokio::task::spawn_blocking(
+        move || -> RequestResult<(cap_std::fs::Dir, String, String)> {
+            let io_error = |error: std::io::Error| RequestError::from_io(&error, &shown);
+            if let Some(mtime) = mtime {
+                filetime::set_file_handle_times(
+                    &file,
+                    None,
+                    Some(filetime::FileTime::from_system_time(mtime)),
+                )
                 .map_err(io_error)?;
-        }
-        file.sync_all().map_err(io_error)?;
-        Ok((dir, name, partial))
-    })
+            }
+            file.sync_all().map_err(io_error)?;
+            Ok((dir, name, partial))
+        },
+    )
     .await
     .map_err(|_| RequestError::new(ErrorKind::Internal, "server error: task failed"))??;
     let (dir, name, partial) = durable;
     let shown = path.to_string();
     let replaced = match dir.symlink_metadata(&name) {
         Ok(metadata) if metadata.is_dir() => {
-            return Err(RequestError::new(ErrorKind::IsADirectory, format!("{shown}: is a directory")));
+            return Err(RequestError::new(
+                ErrorKind::IsADirectory,
+                format!("{shown}: is a directory"),
+            ));
         }
         Ok(metadata) if metadata.is_file() => metadata.len(),
         _ => 0,
@@ -371,8 +481,10 @@ async fn finish_upload(
     quota.commit(&state.db, reservation, size, replaced, || {
         dir.rename(&partial, &dir, &name)
             .map_err(|error| RequestError::from_io(&error, &shown))?;
-        dir.try_clone()
-            .and_then(|dir| dir.into_std_file().sync_all())
+        // The directory handle itself may be a path-only descriptor, which
+        // cannot be synced; open the directory for reading to sync it.
+        dir.open(".")
+            .and_then(|directory| directory.into_std().sync_all())
             .map_err(|error| RequestError::from_io(&error, &shown))
     })?;
     tracing::debug!(user = %context.session.user, path = %shown, size, resumed = start, "upload stored");
@@ -401,7 +513,10 @@ pub(crate) async fn download(
         .blocking(move |jail| {
             let (file, info) = jail.open_read(&path)?;
             if info.kind != EntryKind::File {
-                return Err(RequestError::new(ErrorKind::IsADirectory, format!("{path}: not a regular file")));
+                return Err(RequestError::new(
+                    ErrorKind::IsADirectory,
+                    format!("{path}: not a regular file"),
+                ));
             }
             let mut hasher = blake3::Hasher::new();
             let offset = match resume {
@@ -421,19 +536,34 @@ pub(crate) async fn download(
         })
         .await?;
     context
-        .reply(request_id, Response::GetReady { size, mtime, offset })
+        .reply(
+            request_id,
+            Response::GetReady {
+                size,
+                mtime,
+                offset,
+            },
+        )
         .await;
-    let failed = |message: String| RequestError::new(ErrorKind::Internal, format!("{shown}: {message}"));
+    let failed =
+        |message: String| RequestError::new(ErrorKind::Internal, format!("{shown}: {message}"));
     let mut send = context
         .connection
         .open_uni()
         .await
         .map_err(|error| failed(format!("cannot open a data stream: {error}")))?;
-    framed::write_message(&mut send, &DataHeader { transfer_id, offset }, 64)
-        .await
-        .map_err(|error| failed(error.to_string()))?;
+    framed::write_message(
+        &mut send,
+        &DataHeader {
+            transfer_id,
+            offset,
+        },
+        64,
+    )
+    .await
+    .map_err(|error| failed(error.to_string()))?;
 
-    let hasher = pump::send_file(file, offset, size - offset, hasher, &mut send, |_| {})
+    let hasher = pump::send_file(file, offset, size - offset, hasher, &mut send, None, |_| {})
         .await
         .map_err(|error| failed(error.to_string()))?;
     let _ = send.finish();
@@ -469,7 +599,9 @@ fn sweep_all(state: &ServerState, max_age: Duration) {
         }
         match crate::partials::sweep(&home, max_age) {
             Ok(0) => {}
-            Ok(removed) => tracing::info!(user = %user.name, removed, "removed abandoned partial uploads"),
+            Ok(removed) => {
+                tracing::info!(user = %user.name, removed, "removed abandoned partial uploads")
+            }
             Err(error) => tracing::warn!(user = %user.name, %error, "partial sweep failed"),
         }
     }

@@ -83,6 +83,14 @@ pub enum DbError {
         /// Its schema version.
         found: i64,
     },
+    /// The database file could not be created.
+    #[error("cannot create user database {}: {source}", path.display())]
+    Create {
+        /// The database file.
+        path: PathBuf,
+        /// Why creating it failed.
+        source: std::io::Error,
+    },
     /// The database could not be opened or prepared.
     #[error("cannot open user database {}: {source}", path.display())]
     Open {
@@ -147,6 +155,10 @@ impl UserDb {
             path: path.to_owned(),
             source,
         };
+        create_private_file(path).map_err(|source| DbError::Create {
+            path: path.to_owned(),
+            source,
+        })?;
         let mut connection = Connection::open(path).map_err(open_error)?;
         configure(&connection).map_err(open_error)?;
         migrate(&mut connection, path)?;
@@ -334,6 +346,21 @@ impl UserDb {
         self.connection
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Creates an empty database file readable by the owner only (SQLite gives
+/// its WAL and shared-memory files the same mode); an existing file is left
+/// as it is.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
     }
 }
 
@@ -605,6 +632,21 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |row| row.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn database_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, db) = database();
+        db.add_user("alice", "hash", None, None).unwrap();
+        for name in ["users.db", "users.db-wal"] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
     }
 
     #[test]

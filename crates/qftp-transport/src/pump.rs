@@ -23,6 +23,35 @@ pub const STOP_TOO_LONG: u32 = 3;
 /// Stream error code: this side failed and gave up on the stream.
 pub const STOP_FAILED: u32 = 4;
 
+/// A shared byte-rate limit: every stream that uses it together moves at
+/// most `bytes_per_second`.
+#[derive(Debug)]
+pub struct RateLimit {
+    bytes_per_second: u64,
+    state: std::sync::Mutex<(std::time::Instant, u64)>,
+}
+
+impl RateLimit {
+    /// A limit of `bytes_per_second` (at least 1).
+    pub fn new(bytes_per_second: u64) -> Self {
+        Self {
+            bytes_per_second: bytes_per_second.max(1),
+            state: std::sync::Mutex::new((std::time::Instant::now(), 0)),
+        }
+    }
+
+    /// Accounts for `bytes` and waits until moving them keeps within the limit.
+    pub async fn consume(&self, bytes: u64) {
+        let due = {
+            let mut state = self.state.lock().expect("rate limit lock");
+            state.1 += bytes;
+            state.0
+                + std::time::Duration::from_secs_f64(state.1 as f64 / self.bytes_per_second as f64)
+        };
+        tokio::time::sleep_until(due.into()).await;
+    }
+}
+
 /// A file could not be moved.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -47,6 +76,9 @@ pub enum PumpError {
     /// The file got shorter while it was being sent.
     #[error("the file shrank while it was being sent")]
     Shrank,
+    /// The receiver gave up on the stream.
+    #[error("the transfer was cancelled")]
+    Cancelled,
 }
 
 /// Feeds the first `length` bytes of `file` into `hasher`.
@@ -57,7 +89,10 @@ pub fn hash_prefix(file: &File, length: u64, hasher: &mut blake3::Hasher) -> io:
         let want = (length - position).min(CHUNK_BYTES as u64) as usize;
         let read = file.read_at(&mut buffer[..want], position)?;
         if read == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while being read"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file shrank while being read",
+            ));
         }
         hasher.update(&buffer[..read]);
         position += read as u64;
@@ -74,6 +109,7 @@ pub async fn send_file(
     length: u64,
     hasher: blake3::Hasher,
     send: &mut quinn::SendStream,
+    limit: Option<&RateLimit>,
     mut progress: impl FnMut(u64),
 ) -> Result<blake3::Hasher, PumpError> {
     let (chunks, mut queue) = mpsc::channel::<Result<Bytes, PumpError>>(QUEUED_CHUNKS);
@@ -113,6 +149,9 @@ pub async fn send_file(
         match chunk {
             Ok(chunk) => {
                 let size = chunk.len() as u64;
+                if let Some(limit) = limit {
+                    limit.consume(size).await;
+                }
                 if let Err(error) = send.write_chunk(chunk).await {
                     failure = Some(PumpError::Stream(error.to_string()));
                     break;
@@ -131,20 +170,26 @@ pub async fn send_file(
     match (failure, hasher) {
         (Some(error), _) => Err(error),
         (None, Some(hasher)) => Ok(hasher),
-        (None, None) => Err(PumpError::Disk(io::Error::other("the reader thread failed"))),
+        (None, None) => Err(PumpError::Disk(io::Error::other(
+            "the reader thread failed",
+        ))),
     }
 }
 
 /// Receives exactly `expected` bytes from `recv` into `file` at `offset`
 /// (truncating anything after it), hashing them into `hasher`. A stream
-/// that carries more is stopped. Returns the file and the hasher; the file
-/// is written but not yet synced.
+/// that carries more is stopped, and so is one whose `cancel` completes.
+/// Returns the file and the hasher; the file is written but not yet synced.
+/// When this returns, the disk thread has finished: nothing more is written.
+#[allow(clippy::too_many_arguments)]
 pub async fn receive_file(
     recv: &mut quinn::RecvStream,
     file: File,
     offset: u64,
     expected: u64,
     hasher: blake3::Hasher,
+    limit: Option<&RateLimit>,
+    cancel: impl std::future::Future<Output = ()>,
     mut progress: impl FnMut(u64),
 ) -> Result<(File, blake3::Hasher), PumpError> {
     let (chunks, queue) = mpsc::channel::<Bytes>(QUEUED_CHUNKS);
@@ -162,9 +207,17 @@ pub async fn receive_file(
     });
     let mut received = 0u64;
     let mut pending = BytesMut::with_capacity(CHUNK_BYTES);
+    tokio::pin!(cancel);
     let outcome: Result<(), PumpError> = async {
         loop {
-            let chunk = match recv.read_chunk(CHUNK_BYTES, true).await {
+            let read = tokio::select! {
+                read = recv.read_chunk(CHUNK_BYTES, true) => read,
+                () = &mut cancel => {
+                    let _ = recv.stop(STOP_FAILED.into());
+                    return Err(PumpError::Cancelled);
+                }
+            };
+            let chunk = match read {
                 Ok(Some(chunk)) => chunk.bytes,
                 Ok(None) => break,
                 Err(error) => return Err(PumpError::Stream(error.to_string())),
@@ -174,9 +227,13 @@ pub async fn receive_file(
                 let _ = recv.stop(STOP_TOO_LONG.into());
                 return Err(PumpError::TooLong);
             }
+            if let Some(limit) = limit {
+                limit.consume(chunk.len() as u64).await;
+            }
             progress(chunk.len() as u64);
             pending.extend_from_slice(&chunk);
-            if pending.len() >= CHUNK_BYTES && chunks.send(pending.split().freeze()).await.is_err() {
+            if pending.len() >= CHUNK_BYTES && chunks.send(pending.split().freeze()).await.is_err()
+            {
                 break;
             }
         }

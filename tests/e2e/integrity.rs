@@ -1,0 +1,111 @@
+//! A client that lies about its bytes or its hash gets nothing stored.
+
+use std::time::Duration;
+
+use qftp_client::{Client, ConnectOptions, Trust};
+use qftp_proto::{ErrorKind, Request, Response, Timestamp};
+
+use crate::support::{TestServer, wait_until};
+
+async fn connect(server: &TestServer) -> Client {
+    let fingerprint = server.fingerprint.parse().unwrap();
+    let client = Client::connect(&ConnectOptions::new(
+        server.host(),
+        Trust::Pinned(fingerprint),
+    ))
+    .await
+    .unwrap();
+    client.login("alice", "alice-pw-1").await.unwrap();
+    client
+}
+
+/// Uploads `sent` while declaring the hash of `declared`; returns the
+/// server's answer to the commit.
+async fn upload_lying(
+    client: &Client,
+    path: &str,
+    sent: &[u8],
+    declared: &[u8],
+) -> Result<Response, qftp_client::ClientError> {
+    let transfer_id = client.next_transfer_id();
+    let ready = client
+        .request(Request::PutOpen {
+            transfer_id,
+            path: path.into(),
+            size: declared.len() as u64,
+            mtime: Timestamp::now(),
+            resume: false,
+        })
+        .await?;
+    assert!(
+        matches!(ready, Response::PutReady { offset: 0, .. }),
+        "{ready:?}"
+    );
+    let mut stream = client.open_data_stream(transfer_id, 0).await?;
+    stream.write_all(sent).await.unwrap();
+    stream.finish().unwrap();
+    client
+        .request(Request::PutCommit {
+            transfer_id,
+            hash: *blake3::hash(declared).as_bytes(),
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn altered_bytes_or_a_wrong_hash_are_rejected() {
+    let server = TestServer::start();
+    server.add_user("alice", "alice-pw-1", None);
+    let client = connect(&server).await;
+    let original: Vec<u8> = (0..100_000u32).map(|index| (index % 251) as u8).collect();
+
+    let mut altered = original.clone();
+    altered[54_321] ^= 0x01;
+    let error = upload_lying(&client, "/altered.bin", &altered, &original)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.server_kind(),
+        Some(ErrorKind::IntegrityMismatch),
+        "{error}"
+    );
+
+    let error = upload_lying(&client, "/wrong-hash.bin", &original, &altered)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.server_kind(),
+        Some(ErrorKind::IntegrityMismatch),
+        "{error}"
+    );
+
+    // A stream longer than declared is cut and rejected too.
+    let mut longer = original.clone();
+    longer.extend_from_slice(b"extra");
+    let error = upload_lying(&client, "/longer.bin", &longer, &original)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.server_kind(),
+        Some(ErrorKind::IntegrityMismatch),
+        "{error}"
+    );
+
+    let home = server.home("alice");
+    // Nothing under a final name, and the rejected partials are gone.
+    for name in ["altered.bin", "wrong-hash.bin", "longer.bin"] {
+        assert!(!home.join(name).exists(), "{name} must not appear");
+    }
+    assert!(wait_until(Duration::from_secs(5), || {
+        !home.join(".altered.bin.qftp-part").exists()
+            && !home.join(".wrong-hash.bin.qftp-part").exists()
+    }));
+
+    // An honest upload on the same connection works.
+    let answer = upload_lying(&client, "/honest.bin", &original, &original)
+        .await
+        .unwrap();
+    assert!(matches!(answer, Response::PutDone { .. }), "{answer:?}");
+    assert_eq!(std::fs::read(home.join("honest.bin")).unwrap(), original);
+    client.close().await;
+}
