@@ -39,36 +39,78 @@ async fn main() -> anyhow::Result<()> {
     let source = workspace.path().join("source");
     let files = generate_tree(&source)?;
     let total: u64 = files.iter().map(|(_, size)| size).sum();
-    println!("generated {} files, {} in {}", files.len(), format_size(total), source.display());
+    println!(
+        "generated {} files, {} in {}",
+        files.len(),
+        format_size(total),
+        source.display()
+    );
 
     let options = ConnectOptions::new(address.to_string(), Trust::Pinned(fingerprint));
     let client = Client::connect(&options).await?;
     client.login(USER, PASSWORD).await?;
     println!("logged in as {USER} (certificate pinned by fingerprint)");
 
-    let plan = batch::plan_upload(&client, &[source.clone()], &RemotePath::root(), true).await?;
-    let progress = Arc::new(ProgressBars::new(plan.files.len(), total, should_draw(false)));
-    let report = batch::upload(&client, plan, 8, TransferOptions::default(), progress.clone()).await?;
+    let plan = batch::plan_upload(&client, std::slice::from_ref(&source), &RemotePath::root(), true).await?;
+    let progress = Arc::new(ProgressBars::new(
+        plan.files.len(),
+        total,
+        should_draw(false),
+    ));
+    let report = batch::upload(
+        &client,
+        plan,
+        8,
+        TransferOptions::default(),
+        progress.clone(),
+    )
+    .await?;
     progress.finish();
     println!("upload:   {}", report.summary());
-    anyhow::ensure!(report.failed.is_empty(), "some uploads failed: {:?}", report.failed);
+    anyhow::ensure!(
+        report.failed.is_empty(),
+        "some uploads failed: {:?}",
+        report.failed
+    );
 
     let restored = workspace.path().join("restored");
     std::fs::create_dir(&restored)?;
     let remote = RemotePath::parse("/source")?;
     let plan = batch::plan_download(&client, &[remote], &restored, true).await?;
-    let progress = Arc::new(ProgressBars::new(plan.files.len(), total, should_draw(false)));
-    let report = batch::download(&client, plan, 8, TransferOptions::default(), progress.clone()).await?;
+    let progress = Arc::new(ProgressBars::new(
+        plan.files.len(),
+        total,
+        should_draw(false),
+    ));
+    let report = batch::download(
+        &client,
+        plan,
+        8,
+        TransferOptions::default(),
+        progress.clone(),
+    )
+    .await?;
     progress.finish();
     println!("download: {}", report.summary());
-    anyhow::ensure!(report.failed.is_empty(), "some downloads failed: {:?}", report.failed);
+    anyhow::ensure!(
+        report.failed.is_empty(),
+        "some downloads failed: {:?}",
+        report.failed
+    );
 
     for (relative, _) in &files {
         let original = blake3::hash(&std::fs::read(source.join(relative))?);
         let copy = blake3::hash(&std::fs::read(restored.join("source").join(relative))?);
-        anyhow::ensure!(original == copy, "{} differs after the round trip", relative.display());
+        anyhow::ensure!(
+            original == copy,
+            "{} differs after the round trip",
+            relative.display()
+        );
     }
-    println!("verified: all {} files are byte-identical after the round trip (BLAKE3)", files.len());
+    println!(
+        "verified: all {} files are byte-identical after the round trip (BLAKE3)",
+        files.len()
+    );
     let usage = client.disk_usage().await?;
     println!("quota: {} used on the server", format_size(usage.used));
 
@@ -97,7 +139,10 @@ fn generate_tree(top: &Path) -> anyhow::Result<Vec<(PathBuf, u64)>> {
         .collect();
     for index in 0..240u64 {
         let directory = ["docs", "docs/2024", "照片", "src/lib"][index as usize % 4];
-        layout.push((PathBuf::from(format!("{directory}/file-{index:03}.dat")), 1024 + index * 509));
+        layout.push((
+            PathBuf::from(format!("{directory}/file-{index:03}.dat")),
+            1024 + index * 509,
+        ));
     }
     layout.push((PathBuf::from("empty.txt"), 0));
     let mut state = 0x9e37_79b9_7f4a_7c15u64;

@@ -7,4 +7,5 @@ mod navigation;
 mod protocol;
 mod quota;
 mod support;
+mod sync;
 mod transfers;

@@ -20,14 +20,28 @@ fn directories_are_created_listed_moved_and_removed() {
     assert_eq!(client.ok(&["ls"]), "2024/\nnotes.txt\n");
 
     let listing: serde_json::Value = serde_json::from_str(&client.ok(&["ls", "--json"])).unwrap();
-    let notes = listing.as_array().unwrap().iter().find(|entry| entry["name"] == "notes.txt").unwrap();
+    let notes = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["name"] == "notes.txt")
+        .unwrap();
     assert_eq!(notes["kind"], "file");
     assert_eq!(notes["size"], 5);
     let long = client.ok(&["ls", "-l"]);
-    assert!(long.lines().any(|line| line.starts_with('d') && line.ends_with("2024/")), "{long}");
+    assert!(
+        long.lines()
+            .any(|line| line.starts_with('d') && line.ends_with("2024/")),
+        "{long}"
+    );
 
     client.ok(&["mv", "notes.txt", "2024"]);
-    assert!(server.home("alice").join("projects/2024/notes.txt").is_file());
+    assert!(
+        server
+            .home("alice")
+            .join("projects/2024/notes.txt")
+            .is_file()
+    );
     client.ok(&["mv", "2024/notes.txt", "/renamed.txt"]);
     assert!(server.home("alice").join("renamed.txt").is_file());
 
@@ -38,7 +52,10 @@ fn directories_are_created_listed_moved_and_removed() {
     let error = client.fails(&["mkdir", "2024"]);
     assert!(error.contains("already exists"), "{error}");
     let error = client.fails(&["ls", "missing"]);
-    assert!(error.contains("/projects/missing: no such file or directory"), "{error}");
+    assert!(
+        error.contains("/projects/missing: no such file or directory"),
+        "{error}"
+    );
     client.ok(&["cd", "/"]);
     client.ok(&["rm", "-r", "projects"]);
     assert_eq!(client.ok(&["ls"]), "renamed.txt\n");
@@ -55,7 +72,11 @@ fn the_shell_runs_commands_over_one_connection() {
     assert!(stdout.contains("two words/\n"), "{stdout}");
     assert!(stdout.contains("docs/\n"), "{stdout}");
     // A failing command reports and the shell goes on.
-    assert!(text(&output.stderr).contains("/nowhere: no such file or directory"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("/nowhere: no such file or directory"),
+        "{}",
+        text(&output.stderr)
+    );
     assert!(server.home("alice").join("docs/two words").is_dir());
 }
 
@@ -63,5 +84,8 @@ fn the_shell_runs_commands_over_one_connection() {
 fn completions_are_printed() {
     let client = TestClient::new();
     let script = client.ok(&["completions", "bash"]);
-    assert!(script.contains("qftp") && script.contains("login"), "{script}");
+    assert!(
+        script.contains("qftp") && script.contains("login"),
+        "{script}"
+    );
 }

@@ -22,6 +22,7 @@ use crate::connection::{Client, ConnectOptions, host_key, split_host_port};
 use crate::error::ClientError;
 use crate::progress::{ProgressBars, should_draw};
 use crate::settings::{KNOWN_HOSTS_FILE, SavedSession, config_dir};
+use crate::sync::{self, PlanOptions, SyncOptions, SyncPlan};
 use crate::transfer::TransferOptions;
 use crate::trust::{KnownHosts, Trust, ask_to_trust};
 
@@ -130,6 +131,11 @@ pub enum Command {
         #[command(flatten)]
         transfer: TransferArgs,
     },
+    /// Make a destination tree match a source tree (push, or --pull).
+    #[command(
+        after_help = "Example:\n  qftp sync --delete -j 16 site/ /www\n  qftp sync --pull --exclude '*.tmp' /datasets/2024 ./data"
+    )]
+    Sync(SyncArgs),
     /// An interactive prompt with these commands over one connection.
     #[command(after_help = "Example:\n  qftp shell")]
     Shell,
@@ -158,6 +164,45 @@ pub struct LoginArgs {
     /// Accept and pin an unknown certificate without asking.
     #[arg(long)]
     pub trust: bool,
+}
+
+/// Arguments of `sync`.
+#[derive(Debug, Args, Clone)]
+pub struct SyncArgs {
+    /// The source: a local directory, or with --pull a remote one.
+    pub source: String,
+    /// The destination: a remote directory, or with --pull a local one.
+    pub destination: String,
+    /// Pull from the server instead of pushing to it.
+    #[arg(long)]
+    pub pull: bool,
+    /// Remove destination entries the source does not have.
+    #[arg(long)]
+    pub delete: bool,
+    /// Print the plan and change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Compare BLAKE3 hashes instead of size and modification time.
+    #[arg(short, long)]
+    pub checksum: bool,
+    /// Leave out entries matching this glob (a name, or a path with `/`); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Recreate symlinks (only those that stay inside the tree) instead of skipping them.
+    #[arg(long)]
+    pub links: bool,
+    /// Files in flight at once, each on its own stream.
+    #[arg(short = 'j', long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// Start over instead of resuming from partial files.
+    #[arg(long)]
+    pub no_resume: bool,
+    /// No progress bars and no summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Limit the total rate, in bytes per second (e.g. 10MiB).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub limit_rate: Option<u64>,
 }
 
 /// Arguments shared by `put` and `get`.
@@ -189,14 +234,16 @@ fn parse_rate(text: &str) -> Result<u64, String> {
     }
 }
 
+fn transfer_options(no_resume: bool, limit_rate: Option<u64>) -> TransferOptions {
+    TransferOptions {
+        resume: !no_resume,
+        rate_limit: limit_rate.map(|rate| Arc::new(qftp_transport::pump::RateLimit::new(rate))),
+    }
+}
+
 impl TransferArgs {
     fn options(&self) -> TransferOptions {
-        TransferOptions {
-            resume: !self.no_resume,
-            rate_limit: self
-                .limit_rate
-                .map(|rate| Arc::new(qftp_transport::pump::RateLimit::new(rate))),
-        }
+        transfer_options(self.no_resume, self.limit_rate)
     }
 }
 
@@ -513,6 +560,10 @@ pub async fn execute(session: &mut Session, command: Command) -> anyhow::Result<
             drop(stdout);
             return get(session, &paths, transfer).await;
         }
+        Command::Sync(args) => {
+            drop(stdout);
+            return sync(session, args).await;
+        }
         Command::Login(_) | Command::Logout | Command::Shell | Command::Completions { .. } => {
             anyhow::bail!("this command is not available here");
         }
@@ -586,6 +637,88 @@ async fn get(session: &Session, paths: &[String], args: TransferArgs) -> anyhow:
     .await;
     progress.finish();
     finish_batch(report?, args.quiet)
+}
+
+async fn sync(session: &Session, args: SyncArgs) -> anyhow::Result<ExitCode> {
+    let options = SyncOptions {
+        plan: PlanOptions {
+            delete: args.delete,
+            checksum: args.checksum,
+            links: args.links,
+        },
+        excludes: args.exclude.clone(),
+        dry_run: args.dry_run,
+        jobs: usize::from(args.jobs),
+        transfer: transfer_options(args.no_resume, args.limit_rate),
+    };
+    let draw = should_draw(args.quiet);
+    let bars: std::sync::OnceLock<Arc<ProgressBars>> = std::sync::OnceLock::new();
+    let observer = |plan: &SyncPlan| -> crate::transfer::SharedObserver {
+        let progress = Arc::new(ProgressBars::new(plan.transfers.len(), plan.bytes(), draw));
+        let _ = bars.set(Arc::clone(&progress));
+        progress
+    };
+    let report = if args.pull {
+        let source = session.resolve_string(&args.source)?;
+        sync::pull(
+            &session.client,
+            &source,
+            std::path::Path::new(&args.destination),
+            &options,
+            observer,
+        )
+        .await?
+    } else {
+        let destination = session.resolve_string(&args.destination)?;
+        sync::push(
+            &session.client,
+            std::path::Path::new(&args.source),
+            &destination,
+            &options,
+            observer,
+        )
+        .await?
+    };
+    if let Some(bars) = bars.get() {
+        bars.finish();
+    }
+    if args.dry_run {
+        let plan = &report.plan;
+        print!("{}", plan.describe());
+        println!(
+            "dry run: would send {} file{} ({}), delete {}, create {} director{} and {} link{}; {} unchanged",
+            plan.transfers.len(),
+            if plan.transfers.len() == 1 { "" } else { "s" },
+            format_size(plan.bytes()),
+            plan.deletes.len(),
+            plan.directories.len(),
+            if plan.directories.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            },
+            plan.links.len(),
+            if plan.links.len() == 1 { "" } else { "s" },
+            plan.unchanged
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (path, reason) in &report.plan.skipped {
+        eprintln!("qftp: skipped {path}: {reason}");
+    }
+    let mut failed = false;
+    for (path, error) in report.failures() {
+        eprintln!("qftp: failed: {path}: {error}");
+        failed = true;
+    }
+    if !args.quiet {
+        eprintln!("{}", report.summary());
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn finish_batch(report: BatchReport, quiet: bool) -> anyhow::Result<ExitCode> {

@@ -490,6 +490,16 @@ impl Client {
         .await
     }
 
+    /// Creates a symbolic link at `path` pointing to `target` (which must
+    /// stay inside the home).
+    pub async fn symlink(&self, path: &str, target: &str) -> Result<(), ClientError> {
+        self.expect_ok(Request::Symlink {
+            path: path.to_owned(),
+            target: target.to_owned(),
+        })
+        .await
+    }
+
     /// A fresh transfer id for this connection.
     pub fn next_transfer_id(&self) -> u64 {
         self.inner.next_transfer.fetch_add(1, Ordering::Relaxed)

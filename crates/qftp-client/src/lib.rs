@@ -20,6 +20,7 @@
 //! * [`trust`]: certificate pinning (known hosts) and CA verification.
 //! * [`transfer`]: uploads and downloads with hashing, resume and progress
 //!   events; [`batch`] runs many of them in parallel and expands trees.
+//! * [`sync`]: tree comparison and `qftp sync`, on top of [`batch`].
 //! * [`settings`]: the client's config directory and its saved session.
 //! * [`progress`]: terminal progress bars for transfer events.
 //! * [`cli`] and [`shell`]: the `qftp` command and its interactive prompt.
@@ -34,6 +35,7 @@ pub mod error;
 pub mod progress;
 pub mod settings;
 pub mod shell;
+pub mod sync;
 pub mod transfer;
 pub mod trust;
 

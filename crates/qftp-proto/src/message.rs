@@ -180,6 +180,15 @@ pub enum Request {
     },
     /// Quota use of the logged-in user.
     DiskUsage,
+    /// Create a symbolic link at `path` pointing to `target`. The target
+    /// must be relative and must stay inside the home when resolved from
+    /// the link's directory.
+    Symlink {
+        /// Where the link is created.
+        path: String,
+        /// What it points to, as stored in the link.
+        target: String,
+    },
     /// Open an upload; see the crate docs for the sequence.
     PutOpen {
         /// Chosen by the client, unique within the connection.
@@ -231,6 +240,7 @@ impl Request {
             Request::Remove { .. } => "remove",
             Request::Rename { .. } => "rename",
             Request::DiskUsage => "df",
+            Request::Symlink { .. } => "symlink",
             Request::PutOpen { .. } => "put-open",
             Request::PutCommit { .. } => "put-commit",
             Request::PutAbort { .. } => "put-abort",

@@ -421,6 +421,13 @@ async fn dispatch(context: &Context, id: u64, request: Request) {
             Err(error) => Err(error),
         },
         Request::Remove { path, recursive } => remove(context, &path, recursive).await,
+        Request::Symlink { path, target } => match parse_path(&path) {
+            Ok(path) => context
+                .blocking(move |jail| jail.symlink(&path, &target))
+                .await
+                .map(|()| Some(Response::Ok)),
+            Err(error) => Err(error),
+        },
         Request::Rename { from, to } => rename(context, &from, &to).await,
         Request::PutOpen {
             transfer_id,

@@ -229,6 +229,42 @@ impl Jail {
         Ok(())
     }
 
+    /// Creates a symbolic link at `path` pointing to `target`.
+    ///
+    /// Only links that stay inside the home are made: the target must be
+    /// relative, and resolving it from the link's directory must never climb
+    /// above the home. (Reading through links is confined anyway; this keeps
+    /// the home free of links that could only ever fail.)
+    pub fn symlink(&self, path: &RemotePath, target: &str) -> RequestResult<()> {
+        let refuse = |why: &str| {
+            RequestError::new(ErrorKind::OutsideHome, format!("{path} -> {target}: {why}"))
+        };
+        if target.is_empty() || target.contains('\0') {
+            return Err(RequestError::new(
+                ErrorKind::InvalidPath,
+                format!("{path}: invalid link target"),
+            ));
+        }
+        if target.starts_with('/') {
+            return Err(refuse("absolute link targets are not allowed"));
+        }
+        let mut depth = path.components().len().saturating_sub(1) as i64;
+        for component in target.split('/') {
+            match component {
+                "" | "." => {}
+                ".." => depth -= 1,
+                _ => depth += 1,
+            }
+            if depth < 0 {
+                return Err(refuse("the link would point outside your home"));
+            }
+        }
+        let (parent, name) = self.open_parent(path)?;
+        parent
+            .symlink(target, &name)
+            .map_err(|error| user_error(&error, path))
+    }
+
     /// Creates the directory `path`. With `parents`, missing ancestors are
     /// created too and an existing directory is accepted (the home included).
     pub fn mkdir(&self, path: &RemotePath, parents: bool) -> RequestResult<()> {
@@ -1353,5 +1389,25 @@ mod tests {
         fs::write(homes.alice.join("docs").join(partial_name("c")), "abc").unwrap();
         symlink("docs", homes.alice.join("docs_again")).unwrap();
         assert_eq!(homes.jail.disk_usage().unwrap(), 5 + 1000);
+    }
+
+    #[test]
+    fn symlinks_are_made_only_when_they_stay_inside() {
+        let homes = Homes::new();
+        let jail = &homes.jail;
+        jail.mkdir(&path("/links"), false).unwrap();
+        jail.symlink(&path("/links/to-docs"), "../docs").unwrap();
+        assert_eq!(
+            fs::read_link(homes.alice.join("links/to-docs")).unwrap(),
+            std::path::Path::new("../docs")
+        );
+        for target in ["/etc", "../../bob", "../docs/../../x", ""] {
+            let error = jail.symlink(&path("/links/bad"), target).unwrap_err();
+            assert!(
+                matches!(error.kind, ErrorKind::OutsideHome | ErrorKind::InvalidPath),
+                "{target}: {error:?}"
+            );
+        }
+        assert!(fs::symlink_metadata(homes.alice.join("links/bad")).is_err());
     }
 }
