@@ -1,0 +1,166 @@
+//! CPU used by other people's processes, from `/proc` (Linux only).
+//!
+//! The machine is shared, so before each timed run the benchmark waits
+//! (bounded) for other users' processes to go idle, and it records how many
+//! cores they used during the run ("foreign" load). The accounting follows
+//! the peers script's: processes of this benchmark are `cargo xtask` and
+//! its descendants (the server, the `qftp` and `cp` under test); kernel
+//! threads are left out; a process's CPU includes its reaped children's;
+//! for init (pid 1), which reaps everyone's orphans, only its own counts.
+//! On systems without `/proc` every figure reads as zero.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::process;
+
+/// Foreign load (cores) below which the machine counts as quiet.
+pub const QUIET_CORES: f64 = 0.10;
+
+/// Foreign load (cores, averaged over a run) above which a run is repeated.
+pub const RETRY_CORES: f64 = 0.15;
+
+/// How long each look at the machine's load lasts while waiting for quiet.
+const QUIET_WINDOW: Duration = Duration::from_secs(2);
+
+/// CPU time of one process, in clock ticks.
+#[derive(Debug, Clone, Copy)]
+struct ProcessCpu {
+    parent: u32,
+    /// Own user and system time.
+    own: u64,
+    /// Own time plus that of reaped children.
+    total: u64,
+    /// False for kernel threads (empty command line).
+    user: bool,
+}
+
+/// The CPU times of all processes at one moment.
+#[derive(Debug)]
+pub struct Snapshot {
+    at: Instant,
+    processes: HashMap<u32, ProcessCpu>,
+    mine: HashSet<u32>,
+}
+
+/// Clock ticks per second of `/proc/*/stat` (`getconf CLK_TCK`, else 100).
+fn ticks_per_second() -> f64 {
+    static TICKS: OnceLock<f64> = OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|output| String::from_utf8(output.stdout).ok())
+            .and_then(|text| text.trim().parse::<f64>().ok())
+            .filter(|ticks| *ticks > 0.0)
+            .unwrap_or(100.0)
+    })
+}
+
+fn read_process(pid: u32) -> Option<ProcessCpu> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let user = std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| !line.is_empty());
+    // The command name may hold spaces and parentheses; fields follow the last ')'.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 2..)?
+        .split_whitespace()
+        .collect();
+    let number = |index: usize| fields.get(index)?.parse::<u64>().ok();
+    let own = number(11)? + number(12)?;
+    Some(ProcessCpu {
+        parent: u32::try_from(number(1)?).ok()?,
+        own,
+        total: own + number(13)? + number(14)?,
+        user,
+    })
+}
+
+/// Takes a snapshot; this process and its descendants count as mine.
+pub fn snapshot() -> Snapshot {
+    let mut processes = HashMap::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse().ok())
+            else {
+                continue;
+            };
+            if let Some(cpu) = read_process(pid) {
+                processes.insert(pid, cpu);
+            }
+        }
+    }
+    let mut mine = HashSet::from([std::process::id()]);
+    // Each pass adds a generation of descendants; the process count bounds it.
+    for _ in 0..=processes.len() {
+        let before = mine.len();
+        for (pid, cpu) in &processes {
+            if mine.contains(&cpu.parent) {
+                mine.insert(*pid);
+            }
+        }
+        if mine.len() == before {
+            break;
+        }
+    }
+    Snapshot {
+        at: Instant::now(),
+        processes,
+        mine,
+    }
+}
+
+/// Cores used on average by other people's processes between two snapshots.
+pub fn foreign_cores(before: &Snapshot, after: &Snapshot) -> f64 {
+    let wall = after.at.duration_since(before.at).as_secs_f64();
+    if wall <= 0.0 {
+        return 0.0;
+    }
+    let mut ticks = 0;
+    for (pid, cpu) in &after.processes {
+        if !cpu.user || before.mine.contains(pid) || after.mine.contains(pid) {
+            continue;
+        }
+        let previous = before.processes.get(pid);
+        ticks += match previous {
+            Some(previous) if *pid == 1 => cpu.own.saturating_sub(previous.own),
+            Some(previous) => cpu.total.saturating_sub(previous.total),
+            None => cpu.total,
+        };
+    }
+    ticks as f64 / ticks_per_second() / wall
+}
+
+/// Waits until other people's processes use less than [`QUIET_CORES`], for
+/// at most `limit`; returns the last load seen, which is above the
+/// threshold when the wait gave up.
+pub fn wait_quiet(limit: Duration) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + limit;
+    let mut announced = false;
+    loop {
+        let before = snapshot();
+        process::sleep(QUIET_WINDOW)?;
+        let load = foreign_cores(&before, &snapshot());
+        if load < QUIET_CORES {
+            return Ok(load);
+        }
+        if Instant::now() >= deadline {
+            eprintln!(
+                "  machine still busy ({load:.2} foreign cores) after {} s; measuring anyway",
+                limit.as_secs()
+            );
+            return Ok(load);
+        }
+        if !announced {
+            eprintln!(
+                "  foreign load {load:.2} cores; waiting up to {} s",
+                limit.as_secs()
+            );
+            announced = true;
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Workspace tasks for qftp, run as `cargo xtask TASK` (an alias defined in
+//! `.cargo/config.toml` for `cargo run --package xtask --release --`).
+//!
+//! The one task so far is `bench`: it builds the release binaries, starts a
+//! `qftp-server` on loopback, times `qftp put`/`get` of generated data sets
+//! against `cp` followed by an fsync (the local limit) and against scp and
+//! rsync measured by the team's peers script, in alternating rounds of one
+//! run, and reports the medians as Markdown and JSON under `target/bench`.
+//! See `docs/performance.md` for the method and the latest results.
+
+mod bench;
+mod cpu;
+mod data;
+mod peers;
+mod process;
+mod report;
+mod server;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Workspace tasks for qftp.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about)]
+struct Cli {
+    /// The task.
+    #[command(subcommand)]
+    task: Task,
+}
+
+/// The tasks.
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Measure qftp against cp+fsync and scp/rsync on loopback.
+    #[command(
+        after_help = "Example:\n  QFTP_PEERS_SCRIPT=/path/to/peers.sh cargo xtask bench --rounds 3\n  cargo xtask bench --no-peers --scenarios put-10k --rounds 1"
+    )]
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(error) = process::watch_signals() {
+        eprintln!("xtask: warning: cannot watch for Ctrl-C and SIGTERM: {error:#}");
+    }
+    let result = match cli.task {
+        Task::Bench(arguments) => bench::run(&arguments),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

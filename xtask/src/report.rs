@@ -1,0 +1,519 @@
+//! Samples, medians and ratios, and the reports: a Markdown table (printed
+//! and written to `target/bench/results.md`) and JSON with every raw sample
+//! and the machine's description (`target/bench/results.json`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::data::DataSet;
+
+/// One timed run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    /// The round, from 1.
+    pub round: u32,
+    /// Wall-clock seconds; none when the run failed.
+    pub seconds: Option<f64>,
+    /// Cores other people's processes used during the run.
+    pub foreign_cores: Option<f64>,
+    /// Runs made for this sample (a run under foreign load is repeated).
+    pub attempts: u32,
+    /// Why it failed, or the peers script's status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The samples of one tool in one scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct Series {
+    /// The tool, e.g. `qftp`, `cp + syncfs`, `scp`.
+    pub tool: String,
+    /// What was run.
+    pub command: String,
+    /// Why there are no samples, when the tool was not measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+    /// One per round.
+    pub samples: Vec<Sample>,
+}
+
+impl Series {
+    /// A series to be filled round by round.
+    pub fn new(tool: impl Into<String>, command: impl Into<String>) -> Self {
+        Self {
+            tool: tool.into(),
+            command: command.into(),
+            unavailable: None,
+            samples: Vec::new(),
+        }
+    }
+
+    /// A series of a tool that is not measured, and why.
+    pub fn unavailable(tool: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            tool: tool.into(),
+            command: String::new(),
+            unavailable: Some(reason.into()),
+            samples: Vec::new(),
+        }
+    }
+
+    fn seconds(&self) -> Vec<f64> {
+        self.samples
+            .iter()
+            .filter_map(|sample| sample.seconds)
+            .collect()
+    }
+
+    /// The median of the successful samples.
+    pub fn median(&self) -> Option<f64> {
+        median(&self.seconds())
+    }
+
+    /// The table cell: the median, or why there is none.
+    fn cell(&self) -> String {
+        if let Some(reason) = &self.unavailable {
+            return reason.clone();
+        }
+        let failed = self.samples.len() - self.seconds().len();
+        match self.median() {
+            Some(median) if failed == 0 => format!("{median:.2}"),
+            Some(median) => format!("{median:.2} ({failed} of {} failed)", self.samples.len()),
+            None => {
+                let reason = self
+                    .samples
+                    .iter()
+                    .rev()
+                    .find_map(|sample| sample.note.clone())
+                    .unwrap_or_else(|| "no samples".into());
+                format!("failed: {reason}")
+            }
+        }
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    match sorted.len() {
+        0 => None,
+        length if length % 2 == 1 => Some(sorted[middle]),
+        _ => Some((sorted[middle - 1] + sorted[middle]) / 2.0),
+    }
+}
+
+/// `numerator / denominator` when both are known.
+fn ratio(numerator: Option<f64>, denominator: Option<f64>) -> Option<f64> {
+    match (numerator, denominator) {
+        (Some(numerator), Some(denominator)) if denominator > 0.0 => Some(numerator / denominator),
+        _ => None,
+    }
+}
+
+/// Everything measured for one scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioReport {
+    /// The scenario's name, e.g. `put-1g`.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// The data set it moves.
+    pub data_set: DataSet,
+    /// Files in the data set.
+    pub files: u64,
+    /// Payload bytes.
+    pub bytes: u64,
+    /// qftp.
+    pub qftp: Series,
+    /// `cp` followed by `sync -f`: the durable local copy, the limit.
+    pub copy_syncfs: Series,
+    /// `cp` followed by an fsync of each file and directory in turn.
+    pub copy_fsync_each: Series,
+    /// The peers, one series per tool.
+    pub peers: Vec<Series>,
+    /// The check of qftp's output after the last round.
+    pub verified: String,
+}
+
+/// Medians and ratios of one scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Median seconds of qftp.
+    pub qftp: Option<f64>,
+    /// Median seconds of `cp` + `sync -f`.
+    pub copy_syncfs: Option<f64>,
+    /// Median seconds of `cp` + fsync of each file.
+    pub copy_fsync_each: Option<f64>,
+    /// qftp time / (`cp` + `sync -f`) time.
+    pub qftp_over_copy_syncfs: Option<f64>,
+    /// qftp time / (`cp` + fsync of each file) time.
+    pub qftp_over_copy_fsync_each: Option<f64>,
+    /// Per peer: its median seconds and its time / qftp time.
+    pub peers: BTreeMap<String, PeerSummary>,
+}
+
+/// A peer's median and its ratio to qftp.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerSummary {
+    /// Median seconds.
+    pub seconds: Option<f64>,
+    /// Peer time / qftp time (above 1: qftp is faster).
+    pub over_qftp: Option<f64>,
+    /// Why it was not measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+}
+
+impl ScenarioReport {
+    /// Its medians and ratios.
+    pub fn summary(&self) -> Summary {
+        let qftp = self.qftp.median();
+        let copy_syncfs = self.copy_syncfs.median();
+        let copy_fsync_each = self.copy_fsync_each.median();
+        Summary {
+            qftp,
+            copy_syncfs,
+            copy_fsync_each,
+            qftp_over_copy_syncfs: ratio(qftp, copy_syncfs),
+            qftp_over_copy_fsync_each: ratio(qftp, copy_fsync_each),
+            peers: self
+                .peers
+                .iter()
+                .map(|peer| {
+                    let seconds = peer.median();
+                    let summary = PeerSummary {
+                        seconds,
+                        over_qftp: ratio(seconds, qftp),
+                        unavailable: peer.unavailable.clone(),
+                    };
+                    (peer.tool.clone(), summary)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The machine the benchmark ran on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// Logical CPUs.
+    pub nproc: usize,
+    /// `uname -r`.
+    pub kernel: String,
+    /// CPU model.
+    pub cpu: String,
+    /// Total memory in GiB.
+    pub memory_gib: f64,
+    /// UTC start of the run, `YYYY-MM-DD HH:MM UTC`.
+    pub date: String,
+    /// `git describe --always --dirty` of the workspace.
+    pub commit: String,
+}
+
+impl Machine {
+    /// Describes this machine; `commit` comes from the caller.
+    pub fn describe(commit: String) -> Self {
+        let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+        let cpu = read("/proc/cpuinfo")
+            .lines()
+            .find_map(|line| line.strip_prefix("model name"))
+            .and_then(|rest| rest.split_once(':'))
+            .map(|(_, model)| model.trim().to_owned())
+            .unwrap_or_else(|| "unknown".into());
+        let memory_kib: f64 = read("/proc/meminfo")
+            .lines()
+            .find_map(|line| line.strip_prefix("MemTotal:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .unwrap_or(0.0);
+        Self {
+            nproc: std::thread::available_parallelism().map_or(0, usize::from),
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+            cpu,
+            memory_gib: (memory_kib / (1024.0 * 1024.0) * 10.0).round() / 10.0,
+            date: utc_now(),
+            commit,
+        }
+    }
+}
+
+/// The current time as `YYYY-MM-DD HH:MM UTC`.
+pub fn utc_now() -> String {
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let days = i64::try_from(seconds / 86_400).unwrap_or(0);
+    let (year, month, day) = civil_date(days);
+    let second_of_day = seconds % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        second_of_day / 3600,
+        second_of_day % 3600 / 60
+    )
+}
+
+/// The civil date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_date(days: i64) -> (i64, i64, i64) {
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// The whole benchmark.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Where it ran.
+    pub machine: Machine,
+    /// Rounds run.
+    pub rounds: u32,
+    /// Settings and tool versions.
+    pub settings: BTreeMap<String, serde_json::Value>,
+    /// Versions of the peers' tools, as the peers script found them.
+    pub peer_versions: BTreeMap<String, String>,
+    /// The scenarios.
+    pub scenarios: Vec<ScenarioReport>,
+}
+
+impl Report {
+    /// Writes `results.md` and `results.json` into `directory` and returns
+    /// the Markdown.
+    pub fn write(&self, directory: &Path) -> anyhow::Result<String> {
+        let markdown = self.markdown();
+        let markdown_path = directory.join("results.md");
+        std::fs::write(&markdown_path, &markdown)
+            .with_context(|| format!("writing {}", markdown_path.display()))?;
+        let mut json = serde_json::to_value(self).context("serialising the report")?;
+        let summaries: Vec<_> = self
+            .scenarios
+            .iter()
+            .map(|scenario| (scenario.name.clone(), scenario.summary()))
+            .collect();
+        json["summary"] =
+            serde_json::to_value(summaries.into_iter().collect::<BTreeMap<String, Summary>>())
+                .context("serialising the summary")?;
+        let json_path = directory.join("results.json");
+        let text = serde_json::to_string_pretty(&json).context("serialising the report")?;
+        std::fs::write(&json_path, text + "\n")
+            .with_context(|| format!("writing {}", json_path.display()))?;
+        Ok(markdown)
+    }
+
+    /// The Markdown report: the medians table, then every sample.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let machine = &self.machine;
+        let _ = writeln!(out, "# qftp benchmark\n");
+        let _ = writeln!(
+            out,
+            "Measured {} on Linux {} ({} logical CPUs, {}, {} GiB RAM), workspace at {}; \
+             {} rounds, median per tool. Times in seconds (wall clock, lower is better).\n",
+            machine.date,
+            machine.kernel,
+            machine.nproc,
+            machine.cpu,
+            machine.memory_gib,
+            machine.commit,
+            self.rounds
+        );
+        let peer_tools: Vec<String> = self
+            .scenarios
+            .iter()
+            .flat_map(|scenario| scenario.peers.iter().map(|peer| peer.tool.clone()))
+            .fold(Vec::new(), |mut tools, tool| {
+                if !tools.contains(&tool) {
+                    tools.push(tool);
+                }
+                tools
+            });
+        let mut header = String::from(
+            "| scenario | qftp | cp + sync -f | qftp ÷ cp+sync -f | cp + fsync each file | qftp ÷ cp+fsync each |",
+        );
+        let mut rule = String::from("|---|---:|---:|---:|---:|---:|");
+        for tool in &peer_tools {
+            let _ = write!(header, " {tool} | {tool} ÷ qftp |");
+            rule.push_str("---:|---:|");
+        }
+        header.push_str(" qftp output |");
+        rule.push_str("---|");
+        let _ = writeln!(out, "{header}\n{rule}");
+        for scenario in &self.scenarios {
+            let summary = scenario.summary();
+            let mut row = format!(
+                "| {} ({}) | {} | {} | {} | {} | {} |",
+                scenario.name,
+                scenario.description,
+                cell(&scenario.qftp.cell()),
+                cell(&scenario.copy_syncfs.cell()),
+                times(summary.qftp_over_copy_syncfs),
+                cell(&scenario.copy_fsync_each.cell()),
+                times(summary.qftp_over_copy_fsync_each),
+            );
+            for tool in &peer_tools {
+                match scenario.peers.iter().find(|peer| &peer.tool == tool) {
+                    Some(peer) => {
+                        let over = summary.peers.get(tool).and_then(|peer| peer.over_qftp);
+                        let _ = write!(row, " {} | {} |", cell(&peer.cell()), times(over));
+                    }
+                    None => row.push_str(" – | – |"),
+                }
+            }
+            let _ = write!(row, " {} |", cell(&scenario.verified));
+            let _ = writeln!(out, "{row}");
+        }
+        let _ = writeln!(
+            out,
+            "\nRatios: *X ÷ qftp* above 1 means qftp is faster than X; *qftp ÷ cp+…* is how \
+             far qftp is from a durable local copy of the same data on the same disk. \
+             `cp + sync -f` copies, then flushes the file system once (`cp -r SRC DST && sync -f DST`); \
+             `cp + fsync each file` copies, then opens and fsyncs every file and directory one after \
+             the other, the durability work qftp does per file. qftp fsyncs each file before \
+             renaming it into place; the peers write to the page cache without fsync."
+        );
+        if !self.peer_versions.is_empty() {
+            let versions: Vec<String> = self
+                .peer_versions
+                .iter()
+                .map(|(tool, version)| format!("{tool} {version}"))
+                .collect();
+            let _ = writeln!(out, "\nPeer versions: {}.", versions.join(", "));
+        }
+        let _ = writeln!(out, "\n## Samples\n");
+        let mut header = String::from("| scenario | tool |");
+        let mut rule = String::from("|---|---|");
+        for round in 1..=self.rounds {
+            let _ = write!(header, " round {round} |");
+            rule.push_str("---:|");
+        }
+        header.push_str(" median | most foreign cores |");
+        rule.push_str("---:|---:|");
+        let _ = writeln!(out, "{header}\n{rule}");
+        for scenario in &self.scenarios {
+            let all = [
+                &scenario.qftp,
+                &scenario.copy_syncfs,
+                &scenario.copy_fsync_each,
+            ]
+            .into_iter()
+            .chain(&scenario.peers);
+            for series in all {
+                if series.unavailable.is_some() {
+                    continue;
+                }
+                let mut row = format!("| {} | {} |", scenario.name, cell(&series.tool));
+                for round in 1..=self.rounds {
+                    let sample = series.samples.iter().find(|sample| sample.round == round);
+                    let text = match sample {
+                        Some(Sample {
+                            seconds: Some(seconds),
+                            attempts,
+                            ..
+                        }) if *attempts > 1 => format!("{seconds:.2} ({attempts} attempts)"),
+                        Some(Sample {
+                            seconds: Some(seconds),
+                            ..
+                        }) => format!("{seconds:.2}"),
+                        Some(_) => "failed".into(),
+                        None => "–".into(),
+                    };
+                    let _ = write!(row, " {text} |");
+                }
+                let most_foreign = series
+                    .samples
+                    .iter()
+                    .filter_map(|sample| sample.foreign_cores)
+                    .reduce(f64::max);
+                let _ = write!(
+                    row,
+                    " {} | {} |",
+                    series
+                        .median()
+                        .map_or("–".into(), |median| format!("{median:.2}")),
+                    most_foreign.map_or("–".into(), |cores| format!("{cores:.2}"))
+                );
+                let _ = writeln!(out, "{row}");
+            }
+        }
+        let failures: Vec<String> = self
+            .scenarios
+            .iter()
+            .flat_map(|scenario| {
+                [
+                    &scenario.qftp,
+                    &scenario.copy_syncfs,
+                    &scenario.copy_fsync_each,
+                ]
+                .into_iter()
+                .chain(&scenario.peers)
+                .flat_map(move |series| {
+                    series.samples.iter().filter_map(move |sample| {
+                        let note = sample.note.as_ref()?;
+                        sample.seconds.is_none().then(|| {
+                            format!(
+                                "- {} / {} / round {}: {note}",
+                                scenario.name, series.tool, sample.round
+                            )
+                        })
+                    })
+                })
+            })
+            .collect();
+        if !failures.is_empty() {
+            let _ = writeln!(out, "\n## Failures\n\n{}", failures.join("\n"));
+        }
+        out
+    }
+}
+
+/// A ratio cell.
+fn times(value: Option<f64>) -> String {
+    value.map_or("–".into(), |value| format!("{value:.2}×"))
+}
+
+/// Escapes a table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_date(0), (1970, 1, 1));
+        assert_eq!(civil_date(11_016), (2000, 2, 29));
+        assert_eq!(civil_date(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn ratios_need_both_sides() {
+        assert_eq!(ratio(Some(6.0), Some(3.0)), Some(2.0));
+        assert_eq!(ratio(None, Some(3.0)), None);
+        assert_eq!(ratio(Some(1.0), Some(0.0)), None);
+    }
+}
