@@ -217,25 +217,27 @@ impl UserDb {
 
     /// Replaces a user's password hash and revokes all their sessions.
     pub fn set_password(&self, name: &str, password_hash: &str) -> Result<(), DbError> {
-        let mut connection = self.lock();
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let updated = transaction.execute(
-            "UPDATE users SET password_hash = ?2 WHERE name = ?1",
-            params![name, password_hash],
-        )?;
-        if updated == 0 {
-            return Err(DbError::NoSuchUser(name.to_owned()));
-        }
-        transaction.execute("DELETE FROM sessions WHERE user = ?1", [name])?;
-        transaction.commit()?;
-        Ok(())
+        self.durably(|connection| {
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let updated = transaction.execute(
+                "UPDATE users SET password_hash = ?2 WHERE name = ?1",
+                params![name, password_hash],
+            )?;
+            if updated == 0 {
+                return Err(DbError::NoSuchUser(name.to_owned()));
+            }
+            transaction.execute("DELETE FROM sessions WHERE user = ?1", [name])?;
+            transaction.commit()?;
+            Ok(())
+        })
     }
 
     /// Deletes a user and their sessions.
     pub fn delete_user(&self, name: &str) -> Result<(), DbError> {
-        let deleted = self
-            .lock()
-            .execute("DELETE FROM users WHERE name = ?1", [name])?;
+        let deleted = self.durably(|connection| {
+            Ok(connection.execute("DELETE FROM users WHERE name = ?1", [name])?)
+        })?;
         require_user(deleted, name)
     }
 
@@ -324,10 +326,12 @@ impl UserDb {
 
     /// Removes a session; whether it existed.
     pub fn revoke_session(&self, token_hash: &[u8; 32]) -> Result<bool, DbError> {
-        let deleted = self.lock().execute(
-            "DELETE FROM sessions WHERE token_hash = ?1",
-            [token_hash.as_slice()],
-        )?;
+        let deleted = self.durably(|connection| {
+            Ok(connection.execute(
+                "DELETE FROM sessions WHERE token_hash = ?1",
+                [token_hash.as_slice()],
+            )?)
+        })?;
         Ok(deleted > 0)
     }
 
@@ -342,6 +346,20 @@ impl UserDb {
     /// The connection; a panic elsewhere while holding it leaves SQLite
     /// consistent (an open transaction is rolled back on drop), so poisoning
     /// is ignored.
+    /// Runs `change` with every commit synced to disk: for changes that must
+    /// survive a power cut (revocations, password changes, deletions), while
+    /// routine usage updates skip that fsync.
+    fn durably<T>(
+        &self,
+        change: impl FnOnce(&mut Connection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let mut connection = self.lock();
+        connection.pragma_update(None, "synchronous", "FULL")?;
+        let result = change(&mut connection);
+        connection.pragma_update(None, "synchronous", "NORMAL")?;
+        result
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         self.connection
             .lock()
@@ -367,6 +385,10 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 /// Per-connection settings: busy timeout, foreign keys, WAL.
 fn configure(connection: &Connection) -> rusqlite::Result<()> {
     connection.busy_timeout(BUSY_TIMEOUT)?;
+    // In WAL mode NORMAL keeps the database consistent after any crash and
+    // skips an fsync per commit; a power cut may lose the last few usage
+    // updates, which `qftp-server user rescan` recomputes from disk.
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.pragma_update(None, "foreign_keys", true)?;
     connection
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))?;
