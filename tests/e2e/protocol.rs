@@ -6,6 +6,7 @@ use std::time::Duration;
 use qftp_client::Trust;
 use qftp_client::connection::quic_client_config;
 use qftp_proto::{ClientHello, PROTOCOL_VERSION, frame};
+use qftp_transport::tuning::PathProfile;
 
 use crate::support::{TestClient, TestServer};
 
@@ -16,6 +17,7 @@ async fn send_raw(server: &TestServer, bytes: Vec<u8>, finish: bool) -> quinn::C
         &Trust::FirstUse,
         Arc::new(Mutex::new(None)),
         Duration::from_secs(30),
+        PathProfile::Loopback,
     )
     .unwrap();
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();

@@ -15,7 +15,7 @@ use qftp_proto::{
     ClientFrame, ClientHello, DataHeader, EntryInfo, PROTOCOL_VERSION, Request, Response,
     ServerFrame, ServerHello, Timestamp, Usage,
 };
-use qftp_transport::tuning::{TransportLimits, transport_config};
+use qftp_transport::tuning::{PathProfile, TransportLimits, transport_config};
 use qftp_transport::{Fingerprint, framed};
 use quinn::crypto::rustls::QuicClientConfig;
 use tokio::sync::{mpsc, oneshot};
@@ -69,6 +69,7 @@ pub fn quic_client_config(
     trust: &Trust,
     presented: Arc<Mutex<Option<Fingerprint>>>,
     idle_timeout: Duration,
+    profile: PathProfile,
 ) -> Result<quinn::ClientConfig, ClientError> {
     let verifier = trust::verifier(trust, presented)?;
     let mut tls = rustls::ClientConfig::builder_with_provider(qftp_transport::crypto_provider())
@@ -87,7 +88,7 @@ pub fn quic_client_config(
         max_bi_streams: 0,
         ..TransportLimits::default()
     };
-    config.transport_config(transport_config(&limits));
+    config.transport_config(transport_config(&limits, profile));
     Ok(config)
 }
 
@@ -212,15 +213,20 @@ impl Client {
             .ok_or_else(|| unreachable("no address found".into()))?;
 
         let presented = Arc::new(Mutex::new(None));
-        let config =
-            quic_client_config(&options.trust, Arc::clone(&presented), options.idle_timeout)?;
+        let profile = PathProfile::for_peer(&address);
+        let config = quic_client_config(
+            &options.trust,
+            Arc::clone(&presented),
+            options.idle_timeout,
+            profile,
+        )?;
         let bind: SocketAddr = if address.is_ipv6() {
             "[::]:0".parse().expect("literal address")
         } else {
             "0.0.0.0:0".parse().expect("literal address")
         };
-        let mut endpoint =
-            quinn::Endpoint::client(bind).map_err(|error| unreachable(error.to_string()))?;
+        let mut endpoint = qftp_transport::tuning::endpoint(bind, None)
+            .map_err(|error| unreachable(error.to_string()))?;
         endpoint.set_default_client_config(config);
         let connecting = endpoint
             .connect(address, &host)

@@ -95,10 +95,22 @@ pub(crate) fn parse_path(path: &str) -> RequestResult<RemotePath> {
         .map_err(|error| RequestError::new(ErrorKind::InvalidPath, error.to_string()))
 }
 
-/// Serves one incoming connection until it closes.
-pub async fn handle(state: Arc<ServerState>, incoming: quinn::Incoming) {
+/// Serves one incoming connection, with the transport settings of its
+/// path, until it closes.
+pub async fn handle(
+    state: Arc<ServerState>,
+    incoming: quinn::Incoming,
+    path_config: Arc<quinn::ServerConfig>,
+) {
     let remote = incoming.remote_address();
-    let connection = match incoming.await {
+    let connecting = match incoming.accept_with(path_config) {
+        Ok(connecting) => connecting,
+        Err(error) => {
+            tracing::debug!(%remote, %error, "connection refused");
+            return;
+        }
+    };
+    let connection = match connecting.await {
         Ok(connection) => connection,
         Err(error) => {
             tracing::debug!(%remote, %error, "handshake failed");

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use qftp_transport::Fingerprint;
-use qftp_transport::tuning::{TransportLimits, transport_config};
+use qftp_transport::tuning::{PathProfile, TransportLimits, transport_config};
 use quinn::crypto::rustls::QuicServerConfig;
 use tokio::sync::Semaphore;
 
@@ -76,6 +76,8 @@ pub struct Server {
     endpoint: quinn::Endpoint,
     state: Arc<ServerState>,
     fingerprint: Fingerprint,
+    network_config: Arc<quinn::ServerConfig>,
+    loopback_config: Arc<quinn::ServerConfig>,
 }
 
 impl Server {
@@ -100,15 +102,21 @@ impl Server {
                 .context("the certificate and key do not match")?;
         tls.alpn_protocols = vec![qftp_proto::ALPN.to_vec()];
         tls.max_early_data_size = 0;
-        let crypto = QuicServerConfig::try_from(tls).context("building the QUIC TLS config")?;
-        let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        let crypto =
+            Arc::new(QuicServerConfig::try_from(tls).context("building the QUIC TLS config")?);
         let limits = TransportLimits {
             idle_timeout: config.idle_timeout(),
             max_uni_streams: config.max_streams_per_connection,
             ..TransportLimits::default()
         };
-        server_config.transport_config(transport_config(&limits));
-        let endpoint = quinn::Endpoint::server(server_config, listen)
+        let path_config = |profile| {
+            let mut server_config = quinn::ServerConfig::with_crypto(crypto.clone());
+            server_config.transport_config(transport_config(&limits, profile));
+            Arc::new(server_config)
+        };
+        let network_config = path_config(PathProfile::Network);
+        let loopback_config = path_config(PathProfile::Loopback);
+        let endpoint = qftp_transport::tuning::endpoint(listen, Some((*network_config).clone()))
             .with_context(|| format!("cannot listen on {listen}"))?;
         let db = UserDb::open(&root.database())
             .with_context(|| format!("opening the user database {}", root.database().display()))?;
@@ -125,6 +133,8 @@ impl Server {
             endpoint,
             state,
             fingerprint,
+            network_config,
+            loopback_config,
         })
     }
 
@@ -161,8 +171,12 @@ impl Server {
                 continue;
             };
             let state = Arc::clone(&self.state);
+            let path_config = match PathProfile::for_peer(&incoming.remote_address()) {
+                PathProfile::Loopback => Arc::clone(&self.loopback_config),
+                PathProfile::Network => Arc::clone(&self.network_config),
+            };
             tokio::spawn(async move {
-                crate::connection::handle(state, incoming).await;
+                crate::connection::handle(state, incoming, path_config).await;
                 drop(permit);
             });
         }
