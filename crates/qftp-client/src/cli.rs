@@ -191,26 +191,23 @@ pub struct SyncArgs {
     /// Recreate symlinks (only those that stay inside the tree) instead of skipping them.
     #[arg(long)]
     pub links: bool,
-    /// Files in flight at once, each on its own stream.
-    #[arg(short = 'j', long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub jobs: u16,
-    /// Start over instead of resuming from partial files.
-    #[arg(long)]
-    pub no_resume: bool,
-    /// No progress bars and no summary.
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// Limit the total rate, in bytes per second (e.g. 10MiB).
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
-    pub limit_rate: Option<u64>,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
-/// Arguments shared by `put` and `get`.
+/// Arguments of `put` and `get`.
 #[derive(Debug, Args, Clone, Copy)]
 pub struct TransferArgs {
     /// Copy directories recursively.
     #[arg(short, long)]
     pub recursive: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// How transfers run, for `put`, `get` and `sync`.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct RunArgs {
     /// Files in flight at once, each on its own stream.
     #[arg(short = 'j', long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,
@@ -234,16 +231,14 @@ fn parse_rate(text: &str) -> Result<u64, String> {
     }
 }
 
-fn transfer_options(no_resume: bool, limit_rate: Option<u64>) -> TransferOptions {
-    TransferOptions {
-        resume: !no_resume,
-        rate_limit: limit_rate.map(|rate| Arc::new(qftp_transport::pump::RateLimit::new(rate))),
-    }
-}
-
-impl TransferArgs {
+impl RunArgs {
     fn options(&self) -> TransferOptions {
-        transfer_options(self.no_resume, self.limit_rate)
+        TransferOptions {
+            resume: !self.no_resume,
+            rate_limit: self
+                .limit_rate
+                .map(|rate| Arc::new(qftp_transport::pump::RateLimit::new(rate))),
+        }
     }
 }
 
@@ -585,22 +580,22 @@ async fn put(session: &Session, paths: &[String], args: TransferArgs) -> anyhow:
     let progress = Arc::new(ProgressBars::new(
         plan.files.len(),
         bytes,
-        should_draw(args.quiet),
+        should_draw(args.run.quiet),
     ));
     for (path, reason) in &plan.skipped {
         progress.println(&format!("skipped {}: {reason}", path.display()));
     }
-    let options = args.options();
+    let options = args.run.options();
     let report = batch::upload(
         &session.client,
         plan,
-        usize::from(args.jobs),
+        usize::from(args.run.jobs),
         options,
         progress.clone(),
     )
     .await;
     progress.finish();
-    finish_batch(report?, args.quiet)
+    finish_batch(report?, args.run.quiet)
 }
 
 async fn get(session: &Session, paths: &[String], args: TransferArgs) -> anyhow::Result<ExitCode> {
@@ -621,22 +616,22 @@ async fn get(session: &Session, paths: &[String], args: TransferArgs) -> anyhow:
     let progress = Arc::new(ProgressBars::new(
         plan.files.len(),
         bytes,
-        should_draw(args.quiet),
+        should_draw(args.run.quiet),
     ));
     for (path, reason) in &plan.skipped {
         progress.println(&format!("skipped {path}: {reason}"));
     }
-    let options = args.options();
+    let options = args.run.options();
     let report = batch::download(
         &session.client,
         plan,
-        usize::from(args.jobs),
+        usize::from(args.run.jobs),
         options,
         progress.clone(),
     )
     .await;
     progress.finish();
-    finish_batch(report?, args.quiet)
+    finish_batch(report?, args.run.quiet)
 }
 
 async fn sync(session: &Session, args: SyncArgs) -> anyhow::Result<ExitCode> {
@@ -648,10 +643,10 @@ async fn sync(session: &Session, args: SyncArgs) -> anyhow::Result<ExitCode> {
         },
         excludes: args.exclude.clone(),
         dry_run: args.dry_run,
-        jobs: usize::from(args.jobs),
-        transfer: transfer_options(args.no_resume, args.limit_rate),
+        jobs: usize::from(args.run.jobs),
+        transfer: args.run.options(),
     };
-    let draw = should_draw(args.quiet);
+    let draw = should_draw(args.run.quiet);
     let bars: std::sync::OnceLock<Arc<ProgressBars>> = std::sync::OnceLock::new();
     let observer = |plan: &SyncPlan| -> crate::transfer::SharedObserver {
         let progress = Arc::new(ProgressBars::new(plan.transfers.len(), plan.bytes(), draw));
@@ -711,7 +706,7 @@ async fn sync(session: &Session, args: SyncArgs) -> anyhow::Result<ExitCode> {
         eprintln!("qftp: failed: {path}: {error}");
         failed = true;
     }
-    if !args.quiet {
+    if !args.run.quiet {
         eprintln!("{}", report.summary());
     }
     Ok(if failed {

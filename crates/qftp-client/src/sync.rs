@@ -14,7 +14,7 @@
 //! be routed through a link the sync itself made.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -530,6 +530,55 @@ fn remote_join(root: &str, relative: &str) -> String {
     }
 }
 
+/// Scans a local tree off the async workers.
+async fn scan_local(root: &Path, excludes: &Excludes) -> Result<Option<Tree>, ClientError> {
+    let root = root.to_owned();
+    let excludes = excludes.clone();
+    tokio::task::spawn_blocking(move || local_tree(&root, &excludes))
+        .await
+        .map_err(|error| ClientError::Protocol(format!("scanning thread failed: {error}")))?
+}
+
+/// Which side of a sync is on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LocalSide {
+    Source,
+    Destination,
+}
+
+/// Plans, first hashing the local side's candidates when comparing by
+/// checksum (the remote side's hashes came with its listing).
+async fn plan_trees(
+    mut source: Tree,
+    mut destination: Tree,
+    local_root: &Path,
+    local_side: LocalSide,
+    options: PlanOptions,
+) -> Result<SyncPlan, ClientError> {
+    if options.checksum {
+        let wanted = hash_candidates(&source, &destination);
+        let local = match local_side {
+            LocalSide::Source => &mut source,
+            LocalSide::Destination => &mut destination,
+        };
+        hash_local_files(local_root, local, &wanted).await?;
+    }
+    Ok(plan(&source, &destination, options))
+}
+
+/// Counts a successful step in `done`, or keeps its failure.
+fn tally(
+    done: &mut usize,
+    failed: &mut Vec<(String, ClientError)>,
+    path: &str,
+    result: Result<(), ClientError>,
+) {
+    match result {
+        Ok(()) => *done += 1,
+        Err(error) => failed.push((path.to_owned(), error)),
+    }
+}
+
 /// Pushes the local directory `source` to the remote directory `destination`.
 pub async fn push(
     client: &Client,
@@ -540,72 +589,56 @@ pub async fn push(
 ) -> Result<SyncReport, ClientError> {
     let started = Instant::now();
     let excludes = Excludes::new(&options.excludes)?;
-    let local = source.to_owned();
-    let scan_excludes = excludes.clone();
-    let mut source_tree = tokio::task::spawn_blocking(move || local_tree(&local, &scan_excludes))
-        .await
-        .map_err(|error| ClientError::Protocol(format!("scanning thread failed: {error}")))??
+    let source_tree = scan_local(source, &excludes)
+        .await?
         .ok_or_else(|| ClientError::Usage(format!("{}: no such directory", source.display())))?;
     let remote = remote_tree(client, destination, &excludes, options.plan.checksum).await?;
     let exists = remote.is_some();
-    let destination_tree = remote.unwrap_or_default();
-    if options.plan.checksum {
-        let wanted = hash_candidates(&source_tree, &destination_tree);
-        hash_local_files(source, &mut source_tree, &wanted).await?;
-    }
-    let plan = plan(&source_tree, &destination_tree, options.plan);
+    let plan = plan_trees(
+        source_tree,
+        remote.unwrap_or_default(),
+        source,
+        LocalSide::Source,
+        options.plan,
+    )
+    .await?;
     let mut report = SyncReport {
         plan: plan.clone(),
         ..SyncReport::default()
     };
-    if options.dry_run {
-        report.elapsed = started.elapsed();
-        return Ok(report);
-    }
-    if !exists {
-        client.mkdir(destination, true).await?;
-    }
-    for path in &plan.deletes {
-        match client.remove(&remote_join(destination, path), true).await {
-            Ok(()) => report.deleted += 1,
-            Err(error) => report.failed.push((path.clone(), error)),
+    if !options.dry_run {
+        if !exists {
+            client.mkdir(destination, true).await?;
         }
-    }
-    for path in &plan.directories {
-        match client.mkdir(&remote_join(destination, path), true).await {
-            Ok(()) => report.created += 1,
-            Err(error) => report.failed.push((path.clone(), error)),
+        for path in &plan.deletes {
+            let result = client.remove(&remote_join(destination, path), true).await;
+            tally(&mut report.deleted, &mut report.failed, path, result);
         }
-    }
-    let files = plan
-        .transfers
-        .iter()
-        .map(|(path, size)| UploadJob {
-            local: source.join(path),
-            remote: remote_join(destination, path),
-            size: *size,
-        })
-        .collect();
-    let upload = UploadPlan {
-        files,
-        ..UploadPlan::default()
-    };
-    let observer = observer(&plan);
-    report.transfers = batch::upload(
-        client,
-        upload,
-        options.jobs,
-        options.transfer.clone(),
-        observer,
-    )
-    .await?;
-    for (path, target) in &plan.links {
-        match client
-            .symlink(&remote_join(destination, path), target)
-            .await
-        {
-            Ok(()) => report.created += 1,
-            Err(error) => report.failed.push((path.clone(), error)),
+        for path in &plan.directories {
+            let result = client.mkdir(&remote_join(destination, path), true).await;
+            tally(&mut report.created, &mut report.failed, path, result);
+        }
+        let files = plan
+            .transfers
+            .iter()
+            .map(|(path, size)| UploadJob {
+                local: source.join(path),
+                remote: remote_join(destination, path),
+                size: *size,
+            })
+            .collect();
+        let upload = UploadPlan {
+            files,
+            ..UploadPlan::default()
+        };
+        let transfer = options.transfer.clone();
+        report.transfers =
+            batch::upload(client, upload, options.jobs, transfer, observer(&plan)).await?;
+        for (path, target) in &plan.links {
+            let result = client
+                .symlink(&remote_join(destination, path), target)
+                .await;
+            tally(&mut report.created, &mut report.failed, path, result);
         }
     }
     report.elapsed = started.elapsed();
@@ -625,78 +658,64 @@ pub async fn pull(
     let source_tree = remote_tree(client, source, &excludes, options.plan.checksum)
         .await?
         .ok_or_else(|| ClientError::Usage(format!("{source}: no such directory")))?;
-    let local = destination.to_owned();
-    let scan_excludes = excludes.clone();
-    let mut destination_tree =
-        tokio::task::spawn_blocking(move || local_tree(&local, &scan_excludes))
-            .await
-            .map_err(|error| ClientError::Protocol(format!("scanning thread failed: {error}")))??
-            .unwrap_or_default();
-    if options.plan.checksum {
-        let wanted = hash_candidates(&source_tree, &destination_tree);
-        hash_local_files(destination, &mut destination_tree, &wanted).await?;
-    }
-    let plan = plan(&source_tree, &destination_tree, options.plan);
+    let destination_tree = scan_local(destination, &excludes)
+        .await?
+        .unwrap_or_default();
+    let plan = plan_trees(
+        source_tree,
+        destination_tree,
+        destination,
+        LocalSide::Destination,
+        options.plan,
+    )
+    .await?;
     let mut report = SyncReport {
         plan: plan.clone(),
         ..SyncReport::default()
     };
-    if options.dry_run {
-        report.elapsed = started.elapsed();
-        return Ok(report);
-    }
-    std::fs::create_dir_all(destination).map_err(|error| ClientError::local(destination, error))?;
-    for path in &plan.deletes {
-        let local = batch::safe_local_join(destination, path)?;
-        let removed = match std::fs::symlink_metadata(&local) {
-            Ok(metadata) if metadata.is_dir() => std::fs::remove_dir_all(&local),
-            Ok(_) => std::fs::remove_file(&local),
-            Err(error) => Err(error),
+    if !options.dry_run {
+        std::fs::create_dir_all(destination)
+            .map_err(|error| ClientError::local(destination, error))?;
+        let local = |path: &str| batch::safe_local_join(destination, path);
+        for path in &plan.deletes {
+            let target = local(path)?;
+            let removed = match std::fs::symlink_metadata(&target) {
+                Ok(metadata) if metadata.is_dir() => std::fs::remove_dir_all(&target),
+                Ok(_) => std::fs::remove_file(&target),
+                Err(error) => Err(error),
+            };
+            let result = removed.map_err(|error| ClientError::local(target, error));
+            tally(&mut report.deleted, &mut report.failed, path, result);
+        }
+        for path in &plan.directories {
+            let target = local(path)?;
+            let result =
+                std::fs::create_dir_all(&target).map_err(|error| ClientError::local(target, error));
+            tally(&mut report.created, &mut report.failed, path, result);
+        }
+        let files = plan
+            .transfers
+            .iter()
+            .map(|(path, size)| {
+                Ok(DownloadJob {
+                    remote: remote_join(source, path),
+                    local: local(path)?,
+                    size: *size,
+                })
+            })
+            .collect::<Result<_, ClientError>>()?;
+        let download = DownloadPlan {
+            files,
+            ..DownloadPlan::default()
         };
-        match removed {
-            Ok(()) => report.deleted += 1,
-            Err(error) => report
-                .failed
-                .push((path.clone(), ClientError::local(local, error))),
-        }
-    }
-    for path in &plan.directories {
-        let local = batch::safe_local_join(destination, path)?;
-        match std::fs::create_dir_all(&local) {
-            Ok(()) => report.created += 1,
-            Err(error) => report
-                .failed
-                .push((path.clone(), ClientError::local(local, error))),
-        }
-    }
-    let mut files = Vec::with_capacity(plan.transfers.len());
-    for (path, size) in &plan.transfers {
-        files.push(DownloadJob {
-            remote: remote_join(source, path),
-            local: batch::safe_local_join(destination, path)?,
-            size: *size,
-        });
-    }
-    let download = DownloadPlan {
-        files,
-        ..DownloadPlan::default()
-    };
-    let observer = observer(&plan);
-    report.transfers = batch::download(
-        client,
-        download,
-        options.jobs,
-        options.transfer.clone(),
-        observer,
-    )
-    .await?;
-    for (path, target) in &plan.links {
-        let local: PathBuf = batch::safe_local_join(destination, path)?;
-        match std::os::unix::fs::symlink(target, &local) {
-            Ok(()) => report.created += 1,
-            Err(error) => report
-                .failed
-                .push((path.clone(), ClientError::local(local, error))),
+        let transfer = options.transfer.clone();
+        report.transfers =
+            batch::download(client, download, options.jobs, transfer, observer(&plan)).await?;
+        for (path, target) in &plan.links {
+            let link = local(path)?;
+            let result = std::os::unix::fs::symlink(target, &link)
+                .map_err(|error| ClientError::local(link, error));
+            tally(&mut report.created, &mut report.failed, path, result);
         }
     }
     report.elapsed = started.elapsed();
