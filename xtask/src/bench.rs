@@ -121,8 +121,8 @@ pub struct BenchArgs {
     /// The team's peers script (peers.sh), which measures scp and rsync.
     #[arg(long, env = "QFTP_PEERS_SCRIPT", value_name = "PATH")]
     peers_script: Option<PathBuf>,
-    /// Measure qftp and cp only.
-    #[arg(long, conflicts_with = "peers_script")]
+    /// Measure qftp and cp only (even when a peers script is given).
+    #[arg(long)]
     no_peers: bool,
     /// Peer tools to measure: case ids of the peers script, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = ["scp".to_owned(), "rsync".to_owned()])]
@@ -142,6 +142,10 @@ pub struct BenchArgs {
     /// before each timed run (also the peers script's GATE_MAX).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     quiet_wait: u64,
+    /// Use the release binaries already in the target directory instead of
+    /// building them (e.g. while the working tree does not compile).
+    #[arg(long)]
+    no_build: bool,
     /// Files in flight at once (`qftp -j`) in the tree scenarios.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
@@ -198,11 +202,16 @@ pub fn run(arguments: &BenchArgs) -> anyhow::Result<()> {
         bail!("no scenarios selected");
     }
     let paths = Paths::find()?;
+    data::remove(&paths.logs)?;
     for directory in [&paths.bench, &paths.data, &paths.logs] {
         std::fs::create_dir_all(directory)
             .with_context(|| format!("creating {}", directory.display()))?;
     }
-    build(&paths)?;
+    if arguments.no_build {
+        check_binaries(&paths)?;
+    } else {
+        build(&paths)?;
+    }
     let machine = Machine::describe(commit(&paths.workspace));
 
     let mut sets: Vec<DataSet> = Vec::new();
@@ -332,6 +341,7 @@ pub fn run(arguments: &BenchArgs) -> anyhow::Result<()> {
     };
     setting("scenarios", serde_json::to_value(&scenarios)?);
     setting("jobs", arguments.jobs.into());
+    setting("built", (!arguments.no_build).into());
     setting("attempts_at_most", ATTEMPTS.into());
     setting("quiet_below_cores", cpu::QUIET_CORES.into());
     setting("repeat_above_cores", cpu::RETRY_CORES.into());
@@ -433,7 +443,7 @@ fn measure_peers(
                 "  {case}: {}",
                 result.seconds.map_or_else(
                     || format!("failed: {}", result.status),
-                    |s| format!("{s:.2} s")
+                    |seconds| format!("{seconds:.2} s")
                 )
             );
             series.samples.push(Sample {
@@ -467,10 +477,9 @@ impl Bench<'_> {
             .iter()
             .map(|tool| match (peers_unavailable, scenario.peer_scenario()) {
                 (Some(reason), _) => Series::unavailable(tool, reason),
-                (None, None) => Series::unavailable(
-                    tool,
-                    "no download case in the peers script (it measures uploads only)",
-                ),
+                (None, None) => {
+                    Series::unavailable(tool, "n/a: the peers script has no download case")
+                }
                 (None, Some(peer_scenario)) => Series::new(
                     tool,
                     format!(
@@ -683,7 +692,11 @@ impl Bench<'_> {
                 data::fsync_each(&copy)?;
                 start.elapsed()
             } else {
-                let (stdout, stderr) = server::log_files(&log.with_extension("sync.log"))?;
+                let sync_log = self
+                    .paths
+                    .logs
+                    .join(format!("sync-{}-round-{round}.log", set.name()));
+                let (stdout, stderr) = server::log_files(&sync_log)?;
                 let mut command = Command::new("sync");
                 command.arg("-f").arg(&copy).stdout(stdout).stderr(stderr);
                 process::run_ok(&mut command, None, RUN_LIMIT, "sync -f")?.elapsed
@@ -737,10 +750,18 @@ fn build(paths: &Paths) -> anyhow::Result<()> {
         ])
         .current_dir(&paths.workspace);
     process::run_ok(&mut command, None, BUILD_LIMIT, "cargo build --release")?;
+    check_binaries(paths)
+}
+
+/// Fails unless both release binaries exist.
+fn check_binaries(paths: &Paths) -> anyhow::Result<()> {
     for binary in ["qftp-server", "qftp"] {
         let path = paths.binaries.join(binary);
         if !path.is_file() {
-            bail!("{} is missing after the build", path.display());
+            bail!(
+                "{} is missing; build it with `cargo build --release`",
+                path.display()
+            );
         }
     }
     Ok(())

@@ -2,12 +2,14 @@
 //!
 //! The machine is shared, so before each timed run the benchmark waits
 //! (bounded) for other users' processes to go idle, and it records how many
-//! cores they used during the run ("foreign" load). The accounting follows
-//! the peers script's: processes of this benchmark are `cargo xtask` and
-//! its descendants (the server, the `qftp` and `cp` under test); kernel
-//! threads are left out; a process's CPU includes its reaped children's;
-//! for init (pid 1), which reaps everyone's orphans, only its own counts.
-//! On systems without `/proc` every figure reads as zero.
+//! cores they used during the run ("foreign" load). Foreign time is the
+//! machine's user and system time (`/proc/stat`) minus that of this
+//! benchmark's processes (`cargo xtask` and its descendants: the server,
+//! the `qftp` and `cp` under test, counted with their reaped children) and
+//! minus kernel threads (which flush the benchmark's writes). Counting other
+//! processes one by one instead would charge a build's whole compiler run to
+//! the moment its parent reaps it. On systems without `/proc` every figure
+//! reads as zero.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
@@ -36,10 +38,12 @@ struct ProcessCpu {
     user: bool,
 }
 
-/// The CPU times of all processes at one moment.
+/// The CPU times of the machine and of all processes at one moment.
 #[derive(Debug)]
 pub struct Snapshot {
     at: Instant,
+    /// User, nice and system ticks of all CPUs (`/proc/stat`).
+    machine: u64,
     processes: HashMap<u32, ProcessCpu>,
     mine: HashSet<u32>,
 }
@@ -77,8 +81,22 @@ fn read_process(pid: u32) -> Option<ProcessCpu> {
     })
 }
 
+/// User, nice and system ticks of all CPUs so far.
+fn machine_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().find(|line| line.starts_with("cpu ")) else {
+        return 0;
+    };
+    line.split_whitespace()
+        .skip(1)
+        .take(3)
+        .filter_map(|value| value.parse::<u64>().ok())
+        .sum()
+}
+
 /// Takes a snapshot; this process and its descendants count as mine.
 pub fn snapshot() -> Snapshot {
+    let machine = machine_ticks();
     let mut processes = HashMap::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
@@ -109,6 +127,7 @@ pub fn snapshot() -> Snapshot {
     }
     Snapshot {
         at: Instant::now(),
+        machine,
         processes,
         mine,
     }
@@ -120,19 +139,26 @@ pub fn foreign_cores(before: &Snapshot, after: &Snapshot) -> f64 {
     if wall <= 0.0 {
         return 0.0;
     }
-    let mut ticks = 0;
+    let delta = |pid: &u32, now: u64, then: fn(&ProcessCpu) -> u64| {
+        before
+            .processes
+            .get(pid)
+            .map_or(now, |previous| now.saturating_sub(then(previous)))
+    };
+    let mut accounted = 0;
     for (pid, cpu) in &after.processes {
-        if !cpu.user || before.mine.contains(pid) || after.mine.contains(pid) {
-            continue;
+        if after.mine.contains(pid) || before.mine.contains(pid) {
+            // With reaped children: the qftp or cp run just ended.
+            accounted += delta(pid, cpu.total, |cpu| cpu.total);
+        } else if !cpu.user {
+            accounted += delta(pid, cpu.own, |cpu| cpu.own);
         }
-        let previous = before.processes.get(pid);
-        ticks += match previous {
-            Some(previous) if *pid == 1 => cpu.own.saturating_sub(previous.own),
-            Some(previous) => cpu.total.saturating_sub(previous.total),
-            None => cpu.total,
-        };
     }
-    ticks as f64 / ticks_per_second() / wall
+    let foreign = after
+        .machine
+        .saturating_sub(before.machine)
+        .saturating_sub(accounted);
+    foreign as f64 / ticks_per_second() / wall
 }
 
 /// Waits until other people's processes use less than [`QUIET_CORES`], for

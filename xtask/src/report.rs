@@ -324,7 +324,7 @@ impl Report {
         let _ = writeln!(
             out,
             "Measured {} on Linux {} ({} logical CPUs, {}, {} GiB RAM), workspace at {}; \
-             {} rounds, median per tool. Times in seconds (wall clock, lower is better).\n",
+             {} round(s), median per tool. Times in seconds (wall clock, lower is better).\n",
             machine.date,
             machine.kernel,
             machine.nproc,

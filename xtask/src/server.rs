@@ -38,7 +38,7 @@ pub struct BenchServer {
 impl BenchServer {
     /// Creates a fresh root at `root` (removing an old one), adds [`USER`]
     /// with `password` and serves on 127.0.0.1 with a free port. Output of
-    /// the server goes to `logs/server.log`.
+    /// the server goes to `logs/qftp-server.log`.
     pub fn start(
         binaries: &Path,
         root: &Path,
@@ -48,7 +48,7 @@ impl BenchServer {
         let binary = binaries.join("qftp-server");
         crate::data::remove(root)?;
         let admin = |arguments: &[&str], input: Option<&[u8]>, label: &str| {
-            let log = logs.join(format!("server-{}.log", arguments.join("-")));
+            let log = logs.join(format!("{}.log", label.replace(' ', "-")));
             let mut command = Command::new(&binary);
             let (stdout, stderr) = log_files(&log)?;
             command
@@ -67,7 +67,7 @@ impl BenchServer {
             Some(password_line.as_bytes()),
             "qftp-server user add",
         )?;
-        let log = logs.join("server.log");
+        let log = logs.join("qftp-server.log");
         let child = Command::new(&binary)
             .arg("--root")
             .arg(root)
@@ -83,7 +83,7 @@ impl BenchServer {
             .stdout()
             .context("the standard output of qftp-server")?;
         let (sender, receiver) = mpsc::channel();
-        let mut copy = log_file(&logs.join("server-stdout.log"))?;
+        let mut copy = log_file(&logs.join("qftp-server-stdout.log"))?;
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
             let mut line = String::new();
@@ -186,7 +186,7 @@ impl BenchClient {
     /// Logs in to `server` as [`USER`], pinning its fingerprint.
     pub fn login(&self, server: &BenchServer, password: &str, logs: &Path) -> anyhow::Result<()> {
         let target = format!("{USER}@{}", server.address);
-        let log = logs.join("client-login.log");
+        let log = logs.join("qftp-login.log");
         let mut command = self.command([
             "login",
             &target,
