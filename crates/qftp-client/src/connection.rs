@@ -554,6 +554,17 @@ impl Client {
 
     /// Closes the connection politely and waits briefly for the close to be sent.
     pub async fn close(&self) {
+        let stats = self.inner.connection.stats();
+        tracing::debug!(
+            mtu = stats.path.current_mtu,
+            rtt = ?stats.path.rtt,
+            congestion_window = stats.path.cwnd,
+            lost_packets = stats.path.lost_packets,
+            sent_packets = stats.path.sent_packets,
+            sent_datagrams = stats.udp_tx.datagrams,
+            sent_bytes = stats.udp_tx.bytes,
+            "connection statistics"
+        );
         self.inner.connection.close(0u32.into(), b"bye");
         let _ = tokio::time::timeout(Duration::from_secs(1), self.inner.endpoint.wait_idle()).await;
     }

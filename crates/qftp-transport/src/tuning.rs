@@ -128,12 +128,13 @@ pub fn endpoint(
     let socket = bind_socket(address)?;
     let runtime = quinn::default_runtime()
         .ok_or_else(|| std::io::Error::other("no async runtime for the QUIC endpoint"))?;
-    quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        server_config,
-        socket,
-        runtime,
-    )
+    let mut config = quinn::EndpointConfig::default();
+    // Advertise that we accept datagrams up to the loopback maximum; the
+    // default (1472) would cap the peer's MTU discovery on every path.
+    config
+        .max_udp_payload_size(LOOPBACK_MAX_MTU)
+        .map_err(|error| std::io::Error::other(error.to_string()))?;
+    quinn::Endpoint::new(config, server_config, socket, runtime)
 }
 
 #[cfg(test)]
