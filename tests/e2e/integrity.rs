@@ -109,3 +109,47 @@ async fn altered_bytes_or_a_wrong_hash_are_rejected() {
     assert_eq!(std::fs::read(home.join("honest.bin")).unwrap(), original);
     client.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_stops_midway_is_cut_while_the_connection_lives() {
+    let server = TestServer::start_with_config("idle_timeout_secs = 3");
+    server.add_user("alice", "alice-pw-1", None);
+    let fingerprint = server.fingerprint.parse().unwrap();
+    let mut options = ConnectOptions::new(server.host(), Trust::Pinned(fingerprint));
+    // Keep-alives every second hold the connection open; only the stream stalls.
+    options.idle_timeout = Duration::from_secs(3);
+    let client = Client::connect(&options).await.unwrap();
+    client.login("alice", "alice-pw-1").await.unwrap();
+    let transfer_id = client.next_transfer_id();
+    let ready = client
+        .request(Request::PutOpen {
+            transfer_id,
+            path: "/stalled.bin".into(),
+            size: 1_000_000,
+            mtime: Timestamp::now(),
+            resume: false,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(ready, Response::PutReady { .. }), "{ready:?}");
+    let mut stream = client.open_data_stream(transfer_id, 0).await.unwrap();
+    stream.write_all(&[7u8; 1000]).await.unwrap();
+    // Neither more data nor a finish: the server must give up on the stream.
+    let commit = client.request(Request::PutCommit {
+        transfer_id,
+        hash: [0; 32],
+    });
+    let error = tokio::time::timeout(Duration::from_secs(20), commit)
+        .await
+        .expect("the server answers once the stream stalls")
+        .unwrap_err();
+    assert!(error.to_string().contains("stalled"), "{error}");
+    assert!(
+        client.connection().close_reason().is_none(),
+        "the connection itself stays up"
+    );
+    assert!(!server.home("alice").join("stalled.bin").exists());
+    // The same connection still works.
+    assert!(client.list("/").await.unwrap().is_empty());
+    client.close().await;
+}

@@ -79,7 +79,7 @@ impl TestServer {
         Self::start_with_config("")
     }
 
-    /// Like [`TestServer::start`], with extra lines appended to config.toml.
+    /// Like [`TestServer::start`], with top-level settings added to config.toml.
     pub fn start_with_config(extra_config: &str) -> Self {
         let temp = tempfile::tempdir().expect("temp dir");
         let root = temp.path().join("root");
@@ -92,12 +92,11 @@ impl TestServer {
             text(&output.stderr)
         );
         if !extra_config.is_empty() {
+            // Top-level settings must come before the file's tables.
             let config = root.join("config.toml");
-            let mut file = std::fs::OpenOptions::new()
-                .append(true)
-                .open(config)
-                .expect("config.toml");
-            writeln!(file, "{extra_config}").expect("writing config.toml");
+            let existing = std::fs::read_to_string(&config).expect("reading config.toml");
+            std::fs::write(&config, format!("{extra_config}\n{existing}"))
+                .expect("writing config.toml");
         }
         let mut server = Self {
             temp,

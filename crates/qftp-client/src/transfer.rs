@@ -61,6 +61,19 @@ pub struct TransferOptions {
     pub rate_limit: Option<Arc<pump::RateLimit>>,
 }
 
+/// How long a data stream may make no progress before the client gives up
+/// on it (the file can be resumed later).
+pub const STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl TransferOptions {
+    fn stream(&self) -> pump::StreamOptions<'_> {
+        pump::StreamOptions {
+            rate_limit: self.rate_limit.as_deref(),
+            stall_timeout: STALL_TIMEOUT,
+        }
+    }
+}
+
 impl Default for TransferOptions {
     fn default() -> Self {
         Self {
@@ -170,14 +183,13 @@ async fn upload_inner(
     observer.started(job, remote, size, start);
     let sent = async {
         let mut send = client.open_data_stream(transfer_id, start).await?;
-        let limit = options.rate_limit.as_deref();
         let hasher = pump::send_file(
             file,
             start,
             size - start,
             hasher,
             &mut send,
-            limit,
+            options.stream(),
             |bytes| {
                 observer.advanced(job, bytes);
             },
@@ -329,14 +341,13 @@ async fn download_inner(
     };
     observer.started(job, remote, size, offset);
     let mut recv = stream_waiter.stream().await?;
-    let limit = options.rate_limit.as_deref();
     let (file, hasher) = pump::receive_file(
         &mut recv,
         file,
         offset,
         size - offset,
         hasher,
-        limit,
+        options.stream(),
         std::future::pending(),
         |bytes| {
             observer.advanced(job, bytes);

@@ -24,7 +24,7 @@ use std::time::Duration;
 use qftp_proto::path::RemotePath;
 use qftp_proto::{DataHeader, EntryKind, ErrorKind, HashBytes, Response, ResumePoint, Timestamp};
 use qftp_transport::framed;
-use qftp_transport::pump::{self, PumpError};
+use qftp_transport::pump::{self, PumpError, StreamOptions};
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::connection::{Context, HandlerResult, parse_path};
@@ -397,7 +397,7 @@ async fn receive(
         start,
         expected,
         hasher,
-        None,
+        StreamOptions::unlimited(timeout),
         give_way,
         |_| {},
     )
@@ -563,9 +563,18 @@ pub(crate) async fn download(
     .await
     .map_err(|error| failed(error.to_string()))?;
 
-    let hasher = pump::send_file(file, offset, size - offset, hasher, &mut send, None, |_| {})
-        .await
-        .map_err(|error| failed(error.to_string()))?;
+    let stall = StreamOptions::unlimited(context.state.config.idle_timeout());
+    let hasher = pump::send_file(
+        file,
+        offset,
+        size - offset,
+        hasher,
+        &mut send,
+        stall,
+        |_| {},
+    )
+    .await
+    .map_err(|error| failed(error.to_string()))?;
     let _ = send.finish();
     drop(slot);
     Ok(Some(Response::GetDone {

@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
 use std::os::unix::fs::FileExt as _;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
@@ -52,6 +53,28 @@ impl RateLimit {
     }
 }
 
+/// How a stream is paced and when it counts as stalled.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamOptions<'a> {
+    /// A shared rate limit, if any.
+    pub rate_limit: Option<&'a RateLimit>,
+    /// How long the stream may make no progress at all (no byte received,
+    /// or no byte accepted by the peer's flow control) before it is cut. A
+    /// peer that trickles or stops mid-file cannot hold a transfer forever
+    /// while keep-alives hold the connection open.
+    pub stall_timeout: Duration,
+}
+
+impl StreamOptions<'_> {
+    /// No rate limit, and the given stall timeout.
+    pub fn unlimited(stall_timeout: Duration) -> Self {
+        Self {
+            rate_limit: None,
+            stall_timeout,
+        }
+    }
+}
+
 /// A file could not be moved.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -79,6 +102,9 @@ pub enum PumpError {
     /// The receiver gave up on the stream.
     #[error("the transfer was cancelled")]
     Cancelled,
+    /// No progress for the stall timeout.
+    #[error("the data stream stalled for {} s", .0.as_secs())]
+    Stalled(Duration),
 }
 
 /// Feeds the first `length` bytes of `file` into `hasher`.
@@ -109,7 +135,7 @@ pub async fn send_file(
     length: u64,
     hasher: blake3::Hasher,
     send: &mut quinn::SendStream,
-    limit: Option<&RateLimit>,
+    options: StreamOptions<'_>,
     mut progress: impl FnMut(u64),
 ) -> Result<blake3::Hasher, PumpError> {
     let (chunks, mut queue) = mpsc::channel::<Result<Bytes, PumpError>>(QUEUED_CHUNKS);
@@ -149,12 +175,20 @@ pub async fn send_file(
         match chunk {
             Ok(chunk) => {
                 let size = chunk.len() as u64;
-                if let Some(limit) = limit {
+                if let Some(limit) = options.rate_limit {
                     limit.consume(size).await;
                 }
-                if let Err(error) = send.write_chunk(chunk).await {
-                    failure = Some(PumpError::Stream(error.to_string()));
-                    break;
+                match tokio::time::timeout(options.stall_timeout, send.write_chunk(chunk)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        failure = Some(PumpError::Stream(error.to_string()));
+                        break;
+                    }
+                    Err(_) => {
+                        let _ = send.reset(STOP_FAILED.into());
+                        failure = Some(PumpError::Stalled(options.stall_timeout));
+                        break;
+                    }
                 }
                 progress(size);
             }
@@ -188,7 +222,7 @@ pub async fn receive_file(
     offset: u64,
     expected: u64,
     hasher: blake3::Hasher,
-    limit: Option<&RateLimit>,
+    options: StreamOptions<'_>,
     cancel: impl std::future::Future<Output = ()>,
     mut progress: impl FnMut(u64),
 ) -> Result<(File, blake3::Hasher), PumpError> {
@@ -211,7 +245,13 @@ pub async fn receive_file(
     let outcome: Result<(), PumpError> = async {
         loop {
             let read = tokio::select! {
-                read = recv.read_chunk(CHUNK_BYTES, true) => read,
+                read = tokio::time::timeout(options.stall_timeout, recv.read_chunk(CHUNK_BYTES, true)) => match read {
+                    Ok(read) => read,
+                    Err(_) => {
+                        let _ = recv.stop(STOP_FAILED.into());
+                        return Err(PumpError::Stalled(options.stall_timeout));
+                    }
+                },
                 () = &mut cancel => {
                     let _ = recv.stop(STOP_FAILED.into());
                     return Err(PumpError::Cancelled);
@@ -227,7 +267,7 @@ pub async fn receive_file(
                 let _ = recv.stop(STOP_TOO_LONG.into());
                 return Err(PumpError::TooLong);
             }
-            if let Some(limit) = limit {
+            if let Some(limit) = options.rate_limit {
                 limit.consume(chunk.len() as u64).await;
             }
             progress(chunk.len() as u64);
