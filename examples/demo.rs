@@ -51,7 +51,13 @@ async fn main() -> anyhow::Result<()> {
     client.login(USER, PASSWORD).await?;
     println!("logged in as {USER} (certificate pinned by fingerprint)");
 
-    let plan = batch::plan_upload(&client, std::slice::from_ref(&source), &RemotePath::root(), true).await?;
+    let plan = batch::plan_upload(
+        &client,
+        std::slice::from_ref(&source),
+        &RemotePath::root(),
+        true,
+    )
+    .await?;
     let progress = Arc::new(ProgressBars::new(
         plan.files.len(),
         total,
