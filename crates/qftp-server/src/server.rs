@@ -155,9 +155,7 @@ impl Server {
 
     /// Serves connections until `shutdown` completes, then closes them.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let sweeper = tokio::spawn(crate::transfer::sweep_partials_periodically(Arc::clone(
-            &self.state,
-        )));
+        let sweeper = tokio::spawn(crate::transfer::sweep_periodically(Arc::clone(&self.state)));
         tokio::pin!(shutdown);
         loop {
             let incoming = tokio::select! {

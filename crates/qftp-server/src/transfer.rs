@@ -582,8 +582,9 @@ pub(crate) async fn download(
     }))
 }
 
-/// Removes abandoned partial files of every user, now and then forever.
-pub async fn sweep_partials_periodically(state: Arc<ServerState>) {
+/// Removes abandoned partial files of every user and expired sessions, now
+/// and then periodically.
+pub async fn sweep_periodically(state: Arc<ServerState>) {
     let max_age = state.config.partial_max_age();
     let period = (max_age / 4).clamp(Duration::from_secs(60), Duration::from_secs(3600));
     loop {
@@ -594,6 +595,14 @@ pub async fn sweep_partials_periodically(state: Arc<ServerState>) {
 }
 
 fn sweep_all(state: &ServerState, max_age: Duration) {
+    match state
+        .db
+        .purge_expired_sessions(qftp_proto::Timestamp::now().secs)
+    {
+        Ok(0) => {}
+        Ok(purged) => tracing::info!(purged, "removed expired sessions"),
+        Err(error) => tracing::warn!(%error, "cannot purge expired sessions"),
+    }
     let users = match state.db.users() {
         Ok(users) => users,
         Err(error) => {
