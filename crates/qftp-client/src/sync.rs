@@ -153,21 +153,7 @@ impl SyncPlan {
 
 /// Whether `target`, read from the directory of `path`, stays inside the tree.
 pub fn link_stays_inside(path: &str, target: &str) -> bool {
-    if target.is_empty() || target.starts_with('/') {
-        return false;
-    }
-    let mut depth = path.matches('/').count() as i64;
-    for component in target.split('/') {
-        match component {
-            "" | "." => {}
-            ".." => depth -= 1,
-            _ => depth += 1,
-        }
-        if depth < 0 {
-            return false;
-        }
-    }
-    true
+    qftp_proto::path::link_target_stays_inside(path.matches('/').count(), target)
 }
 
 fn parent_of(path: &str) -> Option<&str> {

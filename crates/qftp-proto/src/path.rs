@@ -117,6 +117,27 @@ impl fmt::Display for RemotePath {
     }
 }
 
+/// Whether a symlink `target`, read from a directory `depth` levels below
+/// the top of a tree, stays inside that tree: it must be relative and must
+/// never climb above the top, at any point of its way.
+pub fn link_target_stays_inside(depth: usize, target: &str) -> bool {
+    if target.is_empty() || target.starts_with('/') || target.contains('\0') {
+        return false;
+    }
+    let mut depth = depth as i64;
+    for name in target.split('/') {
+        match name {
+            "" | "." => {}
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +180,16 @@ mod tests {
             RemotePath::parse(&"a/".repeat(3000)),
             Err(PathError::TooLong)
         );
+    }
+
+    #[test]
+    fn link_targets_are_checked_lexically() {
+        assert!(link_target_stays_inside(1, "../c"));
+        assert!(link_target_stays_inside(0, "c/d"));
+        assert!(!link_target_stays_inside(1, "../../c"));
+        assert!(!link_target_stays_inside(0, "/etc/passwd"));
+        assert!(!link_target_stays_inside(1, "x/../../../y"));
+        assert!(!link_target_stays_inside(3, ""));
     }
 
     #[test]

@@ -236,28 +236,18 @@ impl Jail {
     /// above the home. (Reading through links is confined anyway; this keeps
     /// the home free of links that could only ever fail.)
     pub fn symlink(&self, path: &RemotePath, target: &str) -> RequestResult<()> {
-        let refuse = |why: &str| {
-            RequestError::new(ErrorKind::OutsideHome, format!("{path} -> {target}: {why}"))
-        };
         if target.is_empty() || target.contains('\0') {
             return Err(RequestError::new(
                 ErrorKind::InvalidPath,
                 format!("{path}: invalid link target"),
             ));
         }
-        if target.starts_with('/') {
-            return Err(refuse("absolute link targets are not allowed"));
-        }
-        let mut depth = path.components().len().saturating_sub(1) as i64;
-        for component in target.split('/') {
-            match component {
-                "" | "." => {}
-                ".." => depth -= 1,
-                _ => depth += 1,
-            }
-            if depth < 0 {
-                return Err(refuse("the link would point outside your home"));
-            }
+        let depth = path.components().len().saturating_sub(1);
+        if !qftp_proto::path::link_target_stays_inside(depth, target) {
+            return Err(RequestError::new(
+                ErrorKind::OutsideHome,
+                format!("{path} -> {target}: links must be relative and stay inside your home"),
+            ));
         }
         let (parent, name) = self.open_parent(path)?;
         parent

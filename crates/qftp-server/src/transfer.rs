@@ -207,18 +207,7 @@ fn prepare_upload(
 ) -> RequestResult<(PreparedUpload, Reservation)> {
     let shown = path.to_string();
     let (dir, name) = jail.open_parent(path)?;
-    let replaced = match dir.symlink_metadata(&name) {
-        Ok(metadata) if metadata.is_dir() => {
-            return Err(RequestError::new(
-                ErrorKind::IsADirectory,
-                format!("{shown}: is a directory"),
-            ));
-        }
-        Ok(metadata) if metadata.is_file() => metadata.len(),
-        Ok(_) => 0,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
-        Err(error) => return Err(RequestError::from_io(&error, &shown)),
-    };
+    let replaced = replaced_size(&dir, &name, &shown)?;
     let reservation = reserve(replaced)?;
     let partial = qftp_proto::partial_name(&name);
     let file = crate::partials::open_partial(&dir, &partial)
@@ -257,7 +246,7 @@ pub(crate) async fn upload(context: &Context, open: UploadOpen) -> HandlerResult
         .quota
         .take_over(&path, Duration::from_secs(10))
         .await;
-    let (prepared, mut reservation) = {
+    let (prepared, reservation) = {
         let path = path.clone();
         let quota = Arc::clone(&context.session.quota);
         let state = Arc::clone(&context.state);
@@ -315,20 +304,15 @@ pub(crate) async fn upload(context: &Context, open: UploadOpen) -> HandlerResult
     };
     let result = match received {
         Ok(received) => {
-            finish_upload(
-                context,
-                &path,
-                &open,
-                received,
-                commit.hash,
-                &mut reservation,
-            )
-            .await
+            finish_upload(context, &path, &open, received, commit.hash, reservation).await
         }
-        Err(error) => Err(error),
+        Err(error) => {
+            drop(reservation);
+            Err(error)
+        }
     };
+    // The reservation is released by now, before the client hears back.
     drop(slot);
-    drop(reservation);
     match result {
         Ok(response) => context.reply(commit.request_id, response).await,
         Err(error) => {
@@ -415,13 +399,16 @@ async fn receive(
     })
 }
 
+/// Verifies a received upload and, if its hash matches, makes it durable
+/// and moves it into place; all file work runs on one blocking task, and the
+/// rename and the quota charge happen together under the user's quota lock.
 async fn finish_upload(
     context: &Context,
     path: &RemotePath,
     open: &UploadOpen,
     upload: ReceivedUpload,
     client_hash: HashBytes,
-    reservation: &mut Reservation,
+    mut reservation: Reservation,
 ) -> RequestResult<Response> {
     let ReceivedUpload {
         prepared,
@@ -429,69 +416,64 @@ async fn finish_upload(
         received,
     } = upload;
     let shown = path.to_string();
-    if prepared.hasher.finalize().as_bytes() != &client_hash {
-        let _ = prepared.dir.remove_file(&prepared.partial);
-        return Err(RequestError::new(
-            ErrorKind::IntegrityMismatch,
-            format!("{shown}: BLAKE3 mismatch; the upload was discarded"),
-        ));
-    }
     let mtime = open.mtime.to_system_time();
     let size = open.size;
     let quota = Arc::clone(&context.session.quota);
     let state = Arc::clone(&context.state);
-    // The rename and the quota charge happen together under the user's
-    // quota lock; the reservation is borrowed across the blocking call.
-    let PreparedUpload {
-        dir,
-        name,
-        partial,
-        file,
-        ..
-    } = prepared;
-    let durable = tokio::task::spawn_blocking(
-        move || -> RequestResult<(cap_std::fs::Dir, String, String)> {
-            let io_error = |error: std::io::Error| RequestError::from_io(&error, &shown);
-            if let Some(mtime) = mtime {
-                filetime::set_file_handle_times(
-                    &file,
-                    None,
-                    Some(filetime::FileTime::from_system_time(mtime)),
-                )
-                .map_err(io_error)?;
-            }
-            file.sync_all().map_err(io_error)?;
-            Ok((dir, name, partial))
-        },
-    )
-    .await
-    .map_err(|_| RequestError::new(ErrorKind::Internal, "server error: task failed"))??;
-    let (dir, name, partial) = durable;
-    let shown = path.to_string();
-    let replaced = match dir.symlink_metadata(&name) {
-        Ok(metadata) if metadata.is_dir() => {
+    tokio::task::spawn_blocking(move || {
+        let PreparedUpload {
+            dir,
+            name,
+            partial,
+            file,
+            hasher,
+            ..
+        } = prepared;
+        if hasher.finalize().as_bytes() != &client_hash {
+            let _ = dir.remove_file(&partial);
             return Err(RequestError::new(
-                ErrorKind::IsADirectory,
-                format!("{shown}: is a directory"),
+                ErrorKind::IntegrityMismatch,
+                format!("{shown}: BLAKE3 mismatch; the upload was discarded"),
             ));
         }
-        Ok(metadata) if metadata.is_file() => metadata.len(),
-        _ => 0,
-    };
-    quota.commit(&state.db, reservation, size, replaced, || {
-        dir.rename(&partial, &dir, &name)
-            .map_err(|error| RequestError::from_io(&error, &shown))?;
-        // The directory handle itself may be a path-only descriptor, which
-        // cannot be synced; open the directory for reading to sync it.
-        dir.open(".")
-            .and_then(|directory| directory.into_std().sync_all())
-            .map_err(|error| RequestError::from_io(&error, &shown))
-    })?;
-    tracing::debug!(user = %context.session.user, path = %shown, size, resumed = start, "upload stored");
+        let io_error = |error: std::io::Error| RequestError::from_io(&error, &shown);
+        if let Some(mtime) = mtime {
+            let mtime = filetime::FileTime::from_system_time(mtime);
+            filetime::set_file_handle_times(&file, None, Some(mtime)).map_err(io_error)?;
+        }
+        file.sync_all().map_err(io_error)?;
+        let replaced = replaced_size(&dir, &name, &shown)?;
+        quota.commit(&state.db, &mut reservation, size, replaced, || {
+            dir.rename(&partial, &dir, &name).map_err(io_error)?;
+            // The directory handle itself may be a path-only descriptor,
+            // which cannot be synced; open the directory for reading.
+            dir.open(".")
+                .and_then(|directory| directory.into_std().sync_all())
+                .map_err(io_error)
+        })
+    })
+    .await
+    .map_err(|_| RequestError::new(ErrorKind::Internal, "server error: task failed"))??;
+    tracing::debug!(user = %context.session.user, path = %path, size, resumed = start, "upload stored");
     Ok(Response::PutDone {
         bytes_received: received,
         resumed: start,
     })
+}
+
+/// The size of the regular file an upload to `name` in `dir` would replace
+/// (0 when there is none); a directory in the way is an error.
+fn replaced_size(dir: &cap_std::fs::Dir, name: &str, shown: &str) -> RequestResult<u64> {
+    match dir.symlink_metadata(name) {
+        Ok(metadata) if metadata.is_dir() => Err(RequestError::new(
+            ErrorKind::IsADirectory,
+            format!("{shown}: is a directory"),
+        )),
+        Ok(metadata) if metadata.is_file() => Ok(metadata.len()),
+        Ok(_) => Ok(0),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(error) => Err(RequestError::from_io(&error, shown)),
+    }
 }
 
 /// Serves `GetOpen` and the whole download; answers `GetDone` at the end.
