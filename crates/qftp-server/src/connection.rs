@@ -368,11 +368,14 @@ fn open_session(
             tracing::error!(user = %record.name, home = %home.display(), %error, "cannot open home");
             RequestError::new(ErrorKind::Internal, "server error: your home directory is unavailable")
         })?;
+    // Admin changes to the quota (or a rescan) apply from this login on.
+    let quota = state.quotas.user(&record.name);
+    quota.refresh(&state.db)?;
     Ok(Session {
         user: record.name.clone(),
         token_hash,
         jail: Arc::new(jail),
-        quota: state.quotas.user(&record.name),
+        quota,
         _admission: admission,
     })
 }

@@ -7,6 +7,11 @@
 //! and the check `used + reserved + needed <= quota` runs under one lock per
 //! user, so uploads racing on several connections cannot together overshoot.
 //!
+//! The ledger also keeps `used` and the quota between database visits: they
+//! are read at each login and the database is written once per commit,
+//! removal or rename (with the new value read back), so an upload costs one
+//! database write rather than a read at open, a read and a write at commit.
+//!
 //! A [`Reservation`] is released when dropped, whatever way the upload ends.
 //! It also marks its target path busy, so two uploads never write the same
 //! partial file.
@@ -35,6 +40,9 @@ use tokio::sync::{Notify, watch};
 
 #[derive(Debug, Default)]
 struct Ledger {
+    /// `used` and the quota as last read from or written to the database;
+    /// `None` until first needed. Re-read at every login.
+    figures: Option<(u64, Option<u64>)>,
     reserved: u64,
     /// Paths with an upload in flight, each with the switch that asks that
     /// upload to give way.
@@ -114,11 +122,42 @@ impl Drop for Reservation {
     }
 }
 
+impl Ledger {
+    /// `used` and the quota, from the cache or else from the database.
+    fn figures(&mut self, db: &UserDb, user: &str) -> RequestResult<(u64, Option<u64>)> {
+        match self.figures {
+            Some(figures) => Ok(figures),
+            None => {
+                let figures = db.usage(user).map_err(internal)?;
+                self.figures = Some(figures);
+                Ok(figures)
+            }
+        }
+    }
+
+    /// Adds `delta` to `used` in the database and keeps the new value.
+    fn add_used(&mut self, db: &UserDb, user: &str, delta: i64) -> RequestResult<()> {
+        let used = db.add_used(user, delta).map_err(internal)?;
+        if let Some((cached, _)) = self.figures.as_mut() {
+            *cached = used;
+        }
+        Ok(())
+    }
+}
+
 impl UserQuota {
+    /// Re-reads `used` and the quota from the database, so that an admin's
+    /// change (a new quota, a rescan) applies from the user's next login on.
+    pub fn refresh(&self, db: &UserDb) -> RequestResult<()> {
+        let figures = db.usage(&self.user).map_err(internal)?;
+        self.ledger.lock().expect("quota lock").figures = Some(figures);
+        Ok(())
+    }
+
     /// The user's figures right now.
     pub fn usage(&self, db: &UserDb) -> RequestResult<Usage> {
-        let ledger = self.ledger.lock().expect("quota lock");
-        let (used, quota) = db.usage(&self.user).map_err(internal)?;
+        let mut ledger = self.ledger.lock().expect("quota lock");
+        let (used, quota) = ledger.figures(db, &self.user)?;
         Ok(Usage {
             used,
             reserved: ledger.reserved,
@@ -170,7 +209,7 @@ impl UserQuota {
                 format!("{path}: another upload to this file is in progress"),
             ));
         }
-        let (used, quota) = db.usage(&self.user).map_err(internal)?;
+        let (used, quota) = ledger.figures(db, &self.user)?;
         if let Some(quota) = quota {
             let committed = used.saturating_add(ledger.reserved);
             if committed.saturating_add(needed) > quota {
@@ -211,7 +250,7 @@ impl UserQuota {
     ) -> RequestResult<()> {
         let mut ledger = self.ledger.lock().expect("quota lock");
         let delta = size as i64 - replaced as i64;
-        let (used, quota) = db.usage(&self.user).map_err(internal)?;
+        let (used, quota) = ledger.figures(db, &self.user)?;
         if let Some(quota) = quota {
             let others = ledger.reserved.saturating_sub(reservation.bytes);
             let after = used.saturating_add_signed(delta);
@@ -226,7 +265,7 @@ impl UserQuota {
             }
         }
         place()?;
-        add_used(db, &self.user, delta)?;
+        ledger.add_used(db, &self.user, delta)?;
         // The bytes are charged now; release the promise in the same step so
         // no other upload ever sees them counted twice.
         ledger.reserved = ledger.reserved.saturating_sub(reservation.bytes);
@@ -239,13 +278,9 @@ impl UserQuota {
         if delta == 0 {
             return Ok(());
         }
-        let _ledger = self.ledger.lock().expect("quota lock");
-        add_used(db, &self.user, delta)
+        let mut ledger = self.ledger.lock().expect("quota lock");
+        ledger.add_used(db, &self.user, delta)
     }
-}
-
-fn add_used(db: &UserDb, user: &str, delta: i64) -> RequestResult<()> {
-    db.add_used(user, delta).map(|_| ()).map_err(internal)
 }
 
 fn internal(error: impl std::fmt::Display) -> RequestError {
@@ -254,4 +289,87 @@ fn internal(error: impl std::fmt::Display) -> RequestError {
         ErrorKind::Internal,
         "server error: user database unavailable",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database(quota: Option<u64>) -> (tempfile::TempDir, UserDb) {
+        let temp = tempfile::tempdir().unwrap();
+        let db = UserDb::open(&temp.path().join("users.db")).unwrap();
+        db.add_user("alice", "hash", quota, None).unwrap();
+        (temp, db)
+    }
+
+    fn path(text: &str) -> RemotePath {
+        RemotePath::parse(text).unwrap()
+    }
+
+    #[test]
+    fn reservations_together_stay_inside_the_quota() {
+        let (_temp, db) = database(Some(10));
+        let book = QuotaBook::default();
+        let quota = book.user("alice");
+        let mut first = quota.reserve(&db, &path("/a"), 6, 0).unwrap();
+        let error = quota.reserve(&db, &path("/b"), 5, 0).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::QuotaExceeded { needed: 5, free: 4 });
+        quota.commit(&db, &mut first, 6, 0, || Ok(())).unwrap();
+        drop(first);
+        assert_eq!(db.usage("alice").unwrap().0, 6);
+        // Replacing the 6-byte file with 9 bytes needs only the difference.
+        let replacing = quota.reserve(&db, &path("/a"), 9, 6).unwrap();
+        assert_eq!(replacing.bytes(), 3);
+        let usage = quota.usage(&db).unwrap();
+        assert_eq!((usage.used, usage.reserved, usage.free()), (6, 3, Some(1)));
+        drop(replacing);
+        assert_eq!(quota.usage(&db).unwrap().reserved, 0);
+    }
+
+    #[test]
+    fn a_failed_placement_charges_nothing() {
+        let (_temp, db) = database(None);
+        let quota = QuotaBook::default().user("alice");
+        let mut reservation = quota.reserve(&db, &path("/a"), 100, 0).unwrap();
+        let failed = quota.commit(&db, &mut reservation, 100, 0, || {
+            Err(RequestError::new(ErrorKind::IsADirectory, "in the way"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(db.usage("alice").unwrap().0, 0);
+    }
+
+    #[test]
+    fn one_path_has_one_upload_and_a_newer_one_takes_over() {
+        let (_temp, db) = database(None);
+        let quota = QuotaBook::default().user("alice");
+        let stale = quota.reserve(&db, &path("/a"), 1, 0).unwrap();
+        let error = quota.reserve(&db, &path("/a"), 1, 0).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Busy);
+        assert!(!stale.is_asked_to_give_way());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let target = path("/a");
+        runtime.block_on(async {
+            let taking_over = quota.take_over(&target, Duration::from_secs(5));
+            let giving_way = async {
+                stale.asked_to_give_way().await;
+                drop(stale);
+            };
+            tokio::join!(taking_over, giving_way);
+        });
+        quota.reserve(&db, &path("/a"), 1, 0).unwrap();
+    }
+
+    #[test]
+    fn an_admin_change_applies_at_the_next_refresh() {
+        let (_temp, db) = database(Some(10));
+        let quota = QuotaBook::default().user("alice");
+        assert_eq!(quota.usage(&db).unwrap().quota, Some(10));
+        db.set_quota("alice", Some(20)).unwrap();
+        assert_eq!(quota.usage(&db).unwrap().quota, Some(10));
+        quota.refresh(&db).unwrap();
+        assert_eq!(quota.usage(&db).unwrap().quota, Some(20));
+    }
 }
