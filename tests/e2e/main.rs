@@ -6,6 +6,7 @@ mod jail;
 mod navigation;
 mod protocol;
 mod quota;
+mod relay;
 mod support;
 mod sync;
 mod transfers;

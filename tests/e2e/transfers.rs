@@ -284,3 +284,45 @@ fn no_resume_starts_over() {
         file_hash(&source)
     );
 }
+
+#[test]
+fn transfers_complete_over_a_slow_lossy_path() {
+    use crate::relay::{Impairment, Relay};
+    let (server, client) = alice();
+    let relay = Relay::start(
+        server.address,
+        Impairment {
+            delay: Duration::from_millis(25),
+            loss: 0.01,
+        },
+    );
+    let lossy = TestClient::new();
+    let target = format!("alice@{}", relay.address);
+    let login = crate::support::run_with_input(
+        &mut lossy.command(&[
+            "login",
+            &target,
+            "--password-stdin",
+            "--fingerprint",
+            &server.fingerprint,
+        ]),
+        "alice-pw-1\n",
+    );
+    assert!(login.status.success(), "{}", text(&login.stderr));
+    let local = tempfile::tempdir().unwrap();
+    let source = local.path().join("across.bin");
+    write_random(&source, 4 * 1024 * 1024, 77);
+    lossy.ok(&["put", "--quiet", path_str(&source)]);
+    assert_eq!(
+        file_hash(&server.home("alice").join("across.bin")),
+        file_hash(&source)
+    );
+    let back = local.path().join("back.bin");
+    lossy.ok(&["get", "--quiet", "across.bin", path_str(&back)]);
+    assert_eq!(file_hash(&back), file_hash(&source));
+    assert!(
+        relay.dropped.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "the path really lost datagrams"
+    );
+    drop(client);
+}

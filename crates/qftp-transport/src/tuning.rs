@@ -11,6 +11,8 @@
 //! * **Network** (everything else): quinn's 1200-byte start with MTU
 //!   discovery up to 1452, safe on any Internet path.
 //!
+//! Both use BBR congestion control (see [`transport_config`] for why).
+//!
 //! Flow-control windows are bounded per connection (see
 //! [`TransportLimits`]); larger ones made no difference on loopback and
 //! would only cost the server memory per connection.
@@ -90,6 +92,12 @@ pub fn transport_config(limits: &TransportLimits, profile: PathProfile) -> Arc<T
         .stream_receive_window(VarInt::from_u32(limits.stream_window))
         .receive_window(VarInt::from_u32(limits.connection_window))
         .send_window(u64::from(limits.connection_window));
+    // BBR, not quinn's default Cubic: through a relay adding 50 ms round
+    // trip and 1% loss each way, a 32 MiB put took 5.9 s with Cubic and
+    // 1.5-1.9 s with BBR (three runs), while on loopback both move 1 GiB in
+    // about 0.9-1.0 s. Cubic reads every loss as congestion and never
+    // reaches the path's rate; quinn marks its BBR as experimental.
+    config.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
     if profile == PathProfile::Loopback {
         let mut discovery = MtuDiscoveryConfig::default();
         discovery.upper_bound(LOOPBACK_MAX_MTU);
