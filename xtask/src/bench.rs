@@ -1,17 +1,23 @@
 //! `cargo xtask bench`: qftp against a durable local copy and against the
-//! peers (scp, rsync), on loopback, in one run.
+//! peers (scp, rsync, lftp), on loopback, in one run.
 //!
-//! The steps: build the release binaries; generate the data sets under
+//! The steps: build the release binaries and copy them to `target/bench/bin`
+//! (the target directory is shared, and another build may replace its
+//! binaries mid-run; only the copies are run); generate the data sets under
 //! `target/bench/data` if missing; start `qftp-server` on 127.0.0.1 with a
 //! fresh root under `target/bench/server` and log in through the CLI; then,
 //! for each round, time one `qftp` run of every scenario, one `cp` +
-//! `sync -f` and one `cp` + fsync-each-file of every data set, and one
-//! invocation of the peers script for the matching scp/rsync cases. Before
-//! each timed run the destination is removed and `sync` runs (not timed),
-//! the source is read into the page cache and the machine is given a
-//! bounded wait to go quiet; a run during which other people's processes
-//! used more than [`cpu::RETRY_CORES`] is repeated (at most
-//! [`ATTEMPTS`] times). After the last round each qftp destination is
+//! `sync -f` and one `cp` + fsync-each-file of every data set copied in
+//! full, one invocation of the peers script for the matching first-run
+//! cases (scp, rsync, lftp), and, for the `resync-*` scenarios, one
+//! no-change re-run of rsync and lftp against the script's sshd, which the
+//! benchmark starts for that and stops by PID ([`crate::rerun`]). Before
+//! each timed run the destination is removed (for a no-change re-run: made
+//! complete by an untimed run instead) and `sync` runs (not timed), the
+//! source is read into the page cache and the machine is given a bounded
+//! wait to go quiet; a run during which other people's processes used more
+//! than [`cpu::RETRY_CORES`] is repeated (at most [`ATTEMPTS`] times).
+//! After the last round each qftp destination, and each re-run peer's, is
 //! compared with its source. The report holds the medians of the rounds.
 
 use std::collections::BTreeMap;
@@ -28,6 +34,7 @@ use crate::data::{self, DataSet};
 use crate::peers::{self, Peers};
 use crate::process;
 use crate::report::{Machine, Report, Sample, ScenarioReport, Series};
+use crate::rerun::{self, Rerun};
 use crate::server::{self, BenchClient, BenchServer};
 
 /// Most runs made for one sample (runs under foreign load are repeated).
@@ -61,6 +68,35 @@ pub enum Scenario {
     #[value(name = "put-1k-1m")]
     #[serde(rename = "put-1k-1m")]
     Put1k1m,
+    /// First `qftp sync -j 16` of the 10,000 files into an empty remote directory.
+    #[value(name = "sync-10k")]
+    #[serde(rename = "sync-10k")]
+    Sync10k,
+    /// No-change re-run of `sync-10k` (the destination is complete).
+    #[value(name = "resync-10k")]
+    #[serde(rename = "resync-10k")]
+    Resync10k,
+    /// First `qftp sync -j 16` of the 1,000 files of 1 MiB into an empty remote directory.
+    #[value(name = "sync-1k-1m")]
+    #[serde(rename = "sync-1k-1m")]
+    Sync1k1m,
+    /// No-change re-run of `sync-1k-1m`.
+    #[value(name = "resync-1k-1m")]
+    #[serde(rename = "resync-1k-1m")]
+    Resync1k1m,
+}
+
+/// What a scenario does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `qftp put` into an empty destination.
+    Put,
+    /// `qftp get` into an empty local directory.
+    Get,
+    /// `qftp sync` into an empty remote directory.
+    Sync,
+    /// `qftp sync` again, with nothing changed.
+    Resync,
 }
 
 impl Scenario {
@@ -70,38 +106,82 @@ impl Scenario {
             Self::Get1g => "get-1g",
             Self::Put10k => "put-10k",
             Self::Put1k1m => "put-1k-1m",
+            Self::Sync10k => "sync-10k",
+            Self::Resync10k => "resync-10k",
+            Self::Sync1k1m => "sync-1k-1m",
+            Self::Resync1k1m => "resync-1k-1m",
+        }
+    }
+
+    fn kind(self) -> Kind {
+        match self {
+            Self::Put1g | Self::Put10k | Self::Put1k1m => Kind::Put,
+            Self::Get1g => Kind::Get,
+            Self::Sync10k | Self::Sync1k1m => Kind::Sync,
+            Self::Resync10k | Self::Resync1k1m => Kind::Resync,
         }
     }
 
     fn data_set(self) -> DataSet {
         match self {
             Self::Put1g | Self::Get1g => DataSet::Big,
-            Self::Put10k => DataSet::Small,
-            Self::Put1k1m => DataSet::Medium,
+            Self::Put10k | Self::Sync10k | Self::Resync10k => DataSet::Small,
+            Self::Put1k1m | Self::Sync1k1m | Self::Resync1k1m => DataSet::Medium,
         }
     }
 
     fn is_upload(self) -> bool {
-        !matches!(self, Self::Get1g)
+        self.kind() != Kind::Get
     }
 
-    /// The peers script's scenario with the same data and direction.
+    /// The peers script's scenario with the same data, direction and
+    /// starting point (an empty destination); it has no no-change re-runs.
     fn peer_scenario(self) -> Option<&'static str> {
         match self {
             Self::Put1g => Some("big"),
-            Self::Put10k => Some("small"),
-            Self::Put1k1m => Some("med"),
-            Self::Get1g => None,
+            Self::Put10k | Self::Sync10k => Some("small"),
+            Self::Put1k1m | Self::Sync1k1m => Some("med"),
+            Self::Get1g | Self::Resync10k | Self::Resync1k1m => None,
         }
     }
 
     fn description(self) -> String {
-        let direction = if self.is_upload() {
-            "upload"
-        } else {
-            "download"
+        let set = self.data_set().description();
+        match self.kind() {
+            Kind::Put => format!("upload of {set}"),
+            Kind::Get => format!("download of {set}"),
+            Kind::Sync => format!("first sync of {set} into an empty directory"),
+            Kind::Resync => format!("no-change re-sync of {set}"),
+        }
+    }
+}
+
+/// What a `qftp sync` summary line says (`sync: N sent, M unchanged, D
+/// deleted, F failed; ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SyncSummary {
+    sent: u64,
+    unchanged: u64,
+    failed: u64,
+}
+
+impl SyncSummary {
+    /// Parses the last summary line in `text`.
+    fn find(text: &str) -> Option<(Self, &str)> {
+        let line = text.lines().rev().find(|line| line.starts_with("sync: "))?;
+        let counts = line.strip_prefix("sync: ")?.split(';').next()?;
+        let mut found = BTreeMap::new();
+        for part in counts.split(',') {
+            let mut words = part.split_whitespace();
+            let number: u64 = words.next()?.parse().ok()?;
+            found.insert(words.next()?, number);
+        }
+        let summary = Self {
+            sent: *found.get("sent")?,
+            unchanged: *found.get("unchanged")?,
+            failed: *found.get("failed")?,
         };
-        format!("{direction} of {}", self.data_set().description())
+        Some((summary, line))
     }
 }
 
@@ -124,17 +204,17 @@ pub struct BenchArgs {
     /// Measure qftp and cp only (even when a peers script is given).
     #[arg(long)]
     no_peers: bool,
-    /// Peer tools to measure: case ids of the peers script, comma-separated.
+    /// Peer tools for the put scenarios: case ids of the peers script,
+    /// comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = ["scp".to_owned(), "rsync".to_owned()])]
     peer_tools: Vec<String>,
-    /// Where the peers script writes its results.
-    #[arg(
-        long,
-        env = "QFTP_PEERS_RESULTS",
-        value_name = "DIR",
-        default_value = "/tmp/qftp-peers/results"
-    )]
-    peers_results: PathBuf,
+    /// Peer tools for the sync scenarios: case ids of the peers script for
+    /// the first runs; the no-change re-runs know `rsync` and `lftp`.
+    #[arg(long, value_delimiter = ',', default_values_t = ["rsync".to_owned(), "lftp".to_owned()])]
+    sync_peer_tools: Vec<String>,
+    /// Where the peers script writes its results [default: its `R=`].
+    #[arg(long, env = "QFTP_PEERS_RESULTS", value_name = "DIR")]
+    peers_results: Option<PathBuf>,
     /// Run the peers script's install phase even when its tools are present.
     #[arg(long)]
     peers_install: bool,
@@ -155,13 +235,18 @@ pub struct BenchArgs {
 #[derive(Debug)]
 struct Paths {
     workspace: PathBuf,
+    /// Where cargo puts the release binaries (shared with other builds).
     binaries: PathBuf,
+    /// The benchmark's private copies of them, run for the whole benchmark.
+    snapshot: PathBuf,
     bench: PathBuf,
     data: PathBuf,
     logs: PathBuf,
     server: PathBuf,
     downloads: PathBuf,
     copies: PathBuf,
+    /// Destinations of the peers' no-change re-runs.
+    peer_copies: PathBuf,
 }
 
 impl Paths {
@@ -179,11 +264,13 @@ impl Paths {
         let bench = target.join("bench");
         Ok(Self {
             binaries: target.join("release"),
+            snapshot: bench.join("bin"),
             data: bench.join("data"),
             logs: bench.join("logs"),
             server: bench.join("server"),
             downloads: bench.join("downloads"),
             copies: bench.join("copies"),
+            peer_copies: bench.join("peer-copies"),
             workspace,
             bench,
         })
@@ -213,11 +300,17 @@ pub fn run(arguments: &BenchArgs) -> anyhow::Result<()> {
         build(&paths)?;
     }
     let machine = Machine::describe(commit(&paths.workspace));
+    let binaries = snapshot_binaries(&paths)?;
 
     let mut sets: Vec<DataSet> = Vec::new();
+    // The data sets copied in full by some scenario: the `cp` references.
+    let mut copied_sets: Vec<DataSet> = Vec::new();
     for scenario in &scenarios {
         if !sets.contains(&scenario.data_set()) {
             sets.push(scenario.data_set());
+        }
+        if scenario.kind() != Kind::Resync && !copied_sets.contains(&scenario.data_set()) {
+            copied_sets.push(scenario.data_set());
         }
     }
     let mut sources = BTreeMap::new();
@@ -225,11 +318,12 @@ pub fn run(arguments: &BenchArgs) -> anyhow::Result<()> {
         sources.insert(set.name(), data::ensure(&paths.data, *set)?);
     }
 
-    let (peers, peers_unavailable) = set_up_peers(arguments, &paths);
+    let (peers, peers_unavailable) = set_up_peers(arguments, &paths, &scenarios);
+    let (rerun, rerun_unavailable) = set_up_rerun(arguments, &paths, &scenarios, peers.as_ref());
     let peer_versions = peers.as_ref().map(Peers::versions).unwrap_or_default();
 
     let password = password();
-    let server = BenchServer::start(&paths.binaries, &paths.server, &password, &paths.logs)?;
+    let server = BenchServer::start(&paths.snapshot, &paths.server, &password, &paths.logs)?;
     eprintln!(
         "qftp-server listening on {} ({})",
         server.address, server.fingerprint
@@ -243,9 +337,9 @@ pub fn run(arguments: &BenchArgs) -> anyhow::Result<()> {
                 paths.bench.display()
             )
         })?;
-    let client = BenchClient::new(&paths.binaries, config.path());
+    let client = BenchClient::new(&paths.snapshot, config.path());
     client.login(&server, &password, &paths.logs)?;
-    for directory in [&paths.downloads, &paths.copies] {
+    for directory in [&paths.downloads, &paths.copies, &paths.peer_copies] {
         data::remove(directory)?;
         std::fs::create_dir_all(directory)
             .with_context(|| format!("creating {}", directory.display()))?;
@@ -256,14 +350,21 @@ pub fn run(arguments: &BenchArgs) -> anyhow::Result<()> {
         paths: &paths,
         client: &client,
         home: server.home(),
+        rerun: rerun.as_ref(),
     };
     let mut reports: Vec<ScenarioReport> = scenarios
         .iter()
-        .map(|scenario| bench.empty_report(*scenario, peers_unavailable.as_deref()))
+        .map(|scenario| {
+            bench.empty_report(
+                *scenario,
+                peers_unavailable.as_deref(),
+                rerun_unavailable.as_deref(),
+            )
+        })
         .collect();
     let mut copy_syncfs: BTreeMap<&str, Series> = BTreeMap::new();
     let mut copy_fsync_each: BTreeMap<&str, Series> = BTreeMap::new();
-    for set in &sets {
+    for set in &copied_sets {
         let source = &sources[set.name()];
         let copy = paths.copies.join(set.name());
         let command = format!("cp -r {} {}", source.display(), copy.display());
@@ -299,7 +400,7 @@ pub fn run(arguments: &BenchArgs) -> anyhow::Result<()> {
                 eprintln!("  {}: {}", scenario.name(), report.verified);
             }
         }
-        for set in &sets {
+        for set in &copied_sets {
             let source = &sources[set.name()];
             let sample = bench.copy_sample(round, *set, source, false)?;
             if let Some(series) = copy_syncfs.get_mut(set.name()) {
@@ -311,18 +412,36 @@ pub fn run(arguments: &BenchArgs) -> anyhow::Result<()> {
             }
         }
         if let Some(peers) = &peers {
-            measure_peers(
-                peers,
-                round,
-                &scenarios,
-                &mut reports,
-                &arguments.peer_tools,
-            )?;
+            measure_peers(peers, round, &scenarios, &mut reports)?;
+        }
+        if let Some(rerun) = &rerun {
+            bench.measure_reruns(rerun, round, &scenarios, &mut reports, &sources)?;
         }
     }
     server.stop();
+    for (scenario, report) in scenarios.iter().zip(&mut reports) {
+        if scenario.kind() != Kind::Resync {
+            continue;
+        }
+        let source = &sources[scenario.data_set().name()];
+        for series in &mut report.peers {
+            if series.unavailable.is_some() || series.samples.is_empty() {
+                continue;
+            }
+            let copy = bench.peer_copy(&series.tool, scenario.data_set());
+            let verified = match data::verify(source, &copy) {
+                Ok(files) => format!("verified ({files} files, BLAKE3)"),
+                Err(error) => format!("NOT verified: {error:#}"),
+            };
+            eprintln!("  {} {}: {verified}", series.tool, scenario.name());
+            series.verified = Some(verified);
+        }
+    }
 
     for (scenario, report) in scenarios.iter().zip(&mut reports) {
+        if scenario.kind() == Kind::Resync {
+            continue;
+        }
         let name = scenario.data_set().name();
         if let Some(series) = copy_syncfs.get(name) {
             report.copy_syncfs = series.clone();
@@ -331,7 +450,12 @@ pub fn run(arguments: &BenchArgs) -> anyhow::Result<()> {
             report.copy_fsync_each = series.clone();
         }
     }
-    for directory in [&paths.downloads, &paths.copies, &paths.server] {
+    for directory in [
+        &paths.downloads,
+        &paths.copies,
+        &paths.peer_copies,
+        &paths.server,
+    ] {
         data::remove(directory)?;
     }
 
@@ -342,6 +466,7 @@ pub fn run(arguments: &BenchArgs) -> anyhow::Result<()> {
     setting("scenarios", serde_json::to_value(&scenarios)?);
     setting("jobs", arguments.jobs.into());
     setting("built", (!arguments.no_build).into());
+    setting("binaries", serde_json::to_value(&binaries)?);
     setting("attempts_at_most", ATTEMPTS.into());
     setting("quiet_below_cores", cpu::QUIET_CORES.into());
     setting("repeat_above_cores", cpu::RETRY_CORES.into());
@@ -356,6 +481,10 @@ pub fn run(arguments: &BenchArgs) -> anyhow::Result<()> {
     );
     setting("peers_runs_per_round", 1.into());
     setting("peers_tools", serde_json::to_value(&arguments.peer_tools)?);
+    setting(
+        "sync_peers_tools",
+        serde_json::to_value(&arguments.sync_peer_tools)?,
+    );
     setting("finished", crate::report::utc_now().into());
     let report = Report {
         machine,
@@ -374,8 +503,20 @@ pub fn run(arguments: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The peer tools of a scenario.
+fn peer_tools(arguments: &BenchArgs, scenario: Scenario) -> &[String] {
+    match scenario.kind() {
+        Kind::Put | Kind::Get => &arguments.peer_tools,
+        Kind::Sync | Kind::Resync => &arguments.sync_peer_tools,
+    }
+}
+
 /// The peers script, ready to measure, or why there is none.
-fn set_up_peers(arguments: &BenchArgs, paths: &Paths) -> (Option<Peers>, Option<String>) {
+fn set_up_peers(
+    arguments: &BenchArgs,
+    paths: &Paths,
+    scenarios: &[Scenario],
+) -> (Option<Peers>, Option<String>) {
     if arguments.no_peers {
         return (None, Some("not run (--no-peers)".into()));
     }
@@ -388,14 +529,23 @@ fn set_up_peers(arguments: &BenchArgs, paths: &Paths) -> (Option<Peers>, Option<
             Some("not run: no peers script (--peers-script or QFTP_PEERS_SCRIPT)".into()),
         );
     };
+    // Peer tools that are commands of their own beyond ssh, scp and rsync.
+    let mut extra: Vec<&str> = Vec::new();
+    for scenario in scenarios {
+        for tool in peer_tools(arguments, *scenario) {
+            if tool == "lftp" && !extra.contains(&"lftp") {
+                extra.push("lftp");
+            }
+        }
+    }
     let peers = Peers::new(
         script,
-        &arguments.peers_results,
+        arguments.peers_results.as_deref(),
         &paths.logs,
         arguments.quiet_wait,
     )
     .and_then(|peers| {
-        peers.prepare(arguments.peers_install)?;
+        peers.prepare(arguments.peers_install, &extra)?;
         Ok(peers)
     });
     match peers {
@@ -407,19 +557,62 @@ fn set_up_peers(arguments: &BenchArgs, paths: &Paths) -> (Option<Peers>, Option<
     }
 }
 
-/// One invocation of the peers script for this round's cases.
+/// The peers' no-change re-runs, ready to measure, or why they cannot be:
+/// the commands and sshd config come from the peers script; if its sshd
+/// config is missing or does not pass `sshd -t`, its `setup` phase runs once.
+fn set_up_rerun(
+    arguments: &BenchArgs,
+    paths: &Paths,
+    scenarios: &[Scenario],
+    peers: Option<&Peers>,
+) -> (Option<Rerun>, Option<String>) {
+    let wanted = scenarios.iter().any(|scenario| {
+        scenario.kind() == Kind::Resync
+            && peer_tools(arguments, *scenario)
+                .iter()
+                .any(|tool| rerun::Tool::from_case_id(tool).is_some())
+    });
+    let Some(peers) = peers.filter(|_| wanted) else {
+        return (None, None);
+    };
+    let result = Rerun::from_script(peers.script()).and_then(|rerun| {
+        if let Err(error) = rerun.check(&paths.logs) {
+            eprintln!("peers: the script's sshd is not ready ({error:#}); running its setup phase");
+            peers.setup()?;
+            rerun.check(&paths.logs)?;
+        }
+        Ok(rerun)
+    });
+    match result {
+        Ok(rerun) => (Some(rerun), None),
+        Err(error) => {
+            eprintln!("xtask: warning: the peers' no-change re-runs cannot be measured: {error:#}");
+            (None, Some(format!("not measured: {error:#}")))
+        }
+    }
+}
+
+/// One invocation of the peers script for this round's first-run cases.
+/// A case two scenarios share (e.g. `small.rsync` for `put-10k` and
+/// `sync-10k`) runs once and counts for both.
 fn measure_peers(
     peers: &Peers,
     round: u32,
     scenarios: &[Scenario],
     reports: &mut [ScenarioReport],
-    tools: &[String],
 ) -> anyhow::Result<()> {
-    let cases: Vec<String> = scenarios
-        .iter()
-        .filter_map(|scenario| scenario.peer_scenario())
-        .flat_map(|scenario| tools.iter().map(move |tool| peers::case(scenario, tool)))
-        .collect();
+    let mut cases: Vec<String> = Vec::new();
+    for (scenario, report) in scenarios.iter().zip(reports.iter()) {
+        let Some(peer_scenario) = scenario.peer_scenario() else {
+            continue;
+        };
+        for series in &report.peers {
+            let case = peers::case(peer_scenario, &series.tool);
+            if series.unavailable.is_none() && !cases.contains(&case) {
+                cases.push(case);
+            }
+        }
+    }
     if cases.is_empty() {
         return Ok(());
     }
@@ -433,6 +626,9 @@ fn measure_peers(
             continue;
         };
         for series in &mut report.peers {
+            if series.unavailable.is_some() {
+                continue;
+            }
             let case = peers::case(peer_scenario, &series.tool);
             let result = peers.read(&case);
             let note = match (&invocation, result.seconds) {
@@ -440,7 +636,8 @@ fn measure_peers(
                 _ => Some(result.status.clone()),
             };
             eprintln!(
-                "  {case}: {}",
+                "  {case} ({}): {}",
+                scenario.name(),
                 result.seconds.map_or_else(
                     || format!("failed: {}", result.status),
                     |seconds| format!("{seconds:.2} s")
@@ -466,41 +663,109 @@ struct Bench<'a> {
     client: &'a BenchClient,
     /// The benchmark user's home on the server's disk.
     home: PathBuf,
+    /// The peers' no-change re-runs, when measured.
+    rerun: Option<&'a Rerun>,
 }
 
 impl Bench<'_> {
-    fn empty_report(&self, scenario: Scenario, peers_unavailable: Option<&str>) -> ScenarioReport {
+    fn empty_report(
+        &self,
+        scenario: Scenario,
+        peers_unavailable: Option<&str>,
+        rerun_unavailable: Option<&str>,
+    ) -> ScenarioReport {
         let set = scenario.data_set();
-        let peers = self
-            .arguments
-            .peer_tools
+        let peers = peer_tools(self.arguments, scenario)
             .iter()
-            .map(|tool| match (peers_unavailable, scenario.peer_scenario()) {
-                (Some(reason), _) => Series::unavailable(tool, reason),
-                (None, None) => {
-                    Series::unavailable(tool, "n/a: the peers script has no download case")
-                }
-                (None, Some(peer_scenario)) => Series::new(
-                    tool,
-                    format!(
-                        "peers script case {} (hyperfine, 1 run per round)",
-                        peers::case(peer_scenario, tool)
-                    ),
-                ),
-            })
+            .map(|tool| self.peer_series(scenario, tool, peers_unavailable, rerun_unavailable))
             .collect();
+        let mut qftp = self.qftp_arguments(scenario).join(" ");
+        if scenario.kind() == Kind::Resync {
+            qftp.push_str(" (after an untimed run of the same command fills the destination)");
+        }
+        let (copy_syncfs, copy_fsync_each) = if scenario.kind() == Kind::Resync {
+            let reason = "n/a (no-change re-run)";
+            (
+                Series::unavailable("cp + sync -f", reason),
+                Series::unavailable("cp + fsync each file", reason),
+            )
+        } else {
+            (
+                Series::unavailable("cp + sync -f", "not measured"),
+                Series::unavailable("cp + fsync each file", "not measured"),
+            )
+        };
         ScenarioReport {
             name: scenario.name().into(),
             description: scenario.description(),
             data_set: set,
             files: set.files(),
             bytes: set.bytes(),
-            qftp: Series::new("qftp", self.qftp_arguments(scenario).join(" ")),
-            copy_syncfs: Series::unavailable("cp + sync -f", "not measured"),
-            copy_fsync_each: Series::unavailable("cp + fsync each file", "not measured"),
+            qftp: Series::new("qftp", qftp),
+            copy_syncfs,
+            copy_fsync_each,
             peers,
             verified: "not verified".into(),
         }
+    }
+
+    /// The (empty) series of one peer tool in one scenario, or why it is not
+    /// measured.
+    fn peer_series(
+        &self,
+        scenario: Scenario,
+        tool: &str,
+        peers_unavailable: Option<&str>,
+        rerun_unavailable: Option<&str>,
+    ) -> Series {
+        if let Some(reason) = peers_unavailable {
+            return Series::unavailable(tool, reason);
+        }
+        if let Some(peer_scenario) = scenario.peer_scenario() {
+            return Series::new(
+                tool,
+                format!(
+                    "peers script case {} (hyperfine, 1 run per round)",
+                    peers::case(peer_scenario, tool)
+                ),
+            );
+        }
+        if scenario.kind() != Kind::Resync {
+            return Series::unavailable(tool, "n/a: the peers script has no download case");
+        }
+        let Some(rerun_tool) = rerun::Tool::from_case_id(tool) else {
+            return Series::unavailable(
+                tool,
+                "not measured: the peers script has no no-change re-run case and xtask knows \
+                 the re-run command of rsync and lftp only",
+            );
+        };
+        if let Some(reason) = rerun_unavailable {
+            return Series::unavailable(tool, reason);
+        }
+        let Some(rerun) = self.rerun else {
+            return Series::unavailable(tool, "not measured");
+        };
+        let source = self.paths.data.join(scenario.data_set().name());
+        let copy = self.peer_copy(tool, scenario.data_set());
+        match rerun.command(rerun_tool, &source, &copy, false) {
+            Ok((_, shown)) => Series::new(
+                tool,
+                format!(
+                    "{shown} (no-change re-run, after an untimed run of the same command \
+                     and a dry run that lists nothing to do; the peers script's sshd \
+                     config, started by xtask)"
+                ),
+            ),
+            Err(error) => Series::unavailable(tool, format!("not measured: {error:#}")),
+        }
+    }
+
+    /// Where a peer's no-change re-run of `set` writes.
+    fn peer_copy(&self, tool: &str, set: DataSet) -> PathBuf {
+        self.paths
+            .peer_copies
+            .join(format!("{tool}-{}", set.name()))
     }
 
     /// The `qftp` arguments of a scenario.
@@ -523,16 +788,26 @@ impl Bench<'_> {
                 format!("/{}", DataSet::Big.name()),
                 self.paths.downloads.display().to_string(),
             ],
+            // Not --quiet: the summary line tells what was sent.
+            Scenario::Sync10k | Scenario::Resync10k | Scenario::Sync1k1m | Scenario::Resync1k1m => {
+                vec![
+                    "sync".into(),
+                    "-j".into(),
+                    self.arguments.jobs.to_string(),
+                    source,
+                    format!("/{}", sync_name(scenario.data_set())),
+                ]
+            }
         }
     }
 
     /// Where a scenario's qftp output lands.
     fn destination(&self, scenario: Scenario) -> PathBuf {
-        let name = scenario.data_set().name();
-        if scenario.is_upload() {
-            self.home.join(name)
-        } else {
-            self.paths.downloads.join(name)
+        let set = scenario.data_set();
+        match scenario.kind() {
+            Kind::Put => self.home.join(set.name()),
+            Kind::Get => self.paths.downloads.join(set.name()),
+            Kind::Sync | Kind::Resync => self.home.join(sync_name(set)),
         }
     }
 
@@ -599,11 +874,16 @@ impl Bench<'_> {
             .paths
             .logs
             .join(format!("qftp-{}-round-{round}.log", scenario.name()));
+        let files = scenario.data_set().files();
         let mut prepare = || -> anyhow::Result<()> {
-            if !scenario.is_upload() {
-                self.ensure_remote(scenario.data_set(), source)?;
+            match scenario.kind() {
+                Kind::Get => {
+                    self.ensure_remote(scenario.data_set(), source)?;
+                    remove_with_partial(&destination)?;
+                }
+                Kind::Put | Kind::Sync => remove_with_partial(&destination)?,
+                Kind::Resync => self.fill(round, scenario)?,
             }
-            remove_with_partial(&destination)?;
             sync()?;
             // Downloads read the server's copy, uploads the local one.
             if scenario.is_upload() {
@@ -621,11 +901,161 @@ impl Bench<'_> {
                 .stderr(stderr);
             let outcome = process::run_ok(&mut command, None, RUN_LIMIT, "qftp")
                 .with_context(|| format!("see {}", log.display()))?;
+            // The summary must say that everything (first run) or nothing
+            // (re-run) was sent.
+            let expected = match scenario.kind() {
+                Kind::Put | Kind::Get => None,
+                Kind::Sync => Some(SyncSummary {
+                    sent: files,
+                    unchanged: 0,
+                    failed: 0,
+                }),
+                Kind::Resync => Some(SyncSummary {
+                    sent: 0,
+                    unchanged: files,
+                    failed: 0,
+                }),
+            };
+            if let Some(expected) = expected {
+                check_summary(&log, expected)?;
+            }
             Ok(outcome.elapsed)
         };
         self.measure(
             round,
             &format!("qftp {}", scenario.name()),
+            &mut prepare,
+            &mut timed,
+        )
+    }
+
+    /// Runs a sync scenario's `qftp sync` once, untimed, so its destination
+    /// is complete and unchanged (nothing is sent if it already was).
+    fn fill(&self, round: u32, scenario: Scenario) -> anyhow::Result<()> {
+        let log = self
+            .paths
+            .logs
+            .join(format!("qftp-{}-fill-round-{round}.log", scenario.name()));
+        let (stdout, stderr) = server::log_files(&log)?;
+        let mut command = self.client.command(self.qftp_arguments(scenario));
+        command
+            .current_dir(&self.paths.workspace)
+            .stdout(stdout)
+            .stderr(stderr);
+        process::run_ok(&mut command, None, RUN_LIMIT, "qftp sync (untimed fill)")
+            .with_context(|| format!("see {}", log.display()))?;
+        let text =
+            std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
+        match SyncSummary::find(&text) {
+            Some((summary, _)) if summary.failed == 0 => Ok(()),
+            Some((_, line)) => bail!("the untimed fill run failed: {line}"),
+            None => bail!("no sync summary in {}", log.display()),
+        }
+    }
+
+    /// The no-change re-runs of the peers (rsync, lftp) of this round: the
+    /// script's sshd runs, as a child of this process, only meanwhile.
+    fn measure_reruns(
+        &self,
+        rerun: &Rerun,
+        round: u32,
+        scenarios: &[Scenario],
+        reports: &mut [ScenarioReport],
+        sources: &BTreeMap<&str, PathBuf>,
+    ) -> anyhow::Result<()> {
+        let mut wanted = Vec::new();
+        for (index, (scenario, report)) in scenarios.iter().zip(reports.iter()).enumerate() {
+            if scenario.kind() != Kind::Resync {
+                continue;
+            }
+            for (peer, series) in report.peers.iter().enumerate() {
+                if let (None, Some(tool)) =
+                    (&series.unavailable, rerun::Tool::from_case_id(&series.tool))
+                {
+                    wanted.push((index, peer, tool));
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        eprintln!("  peers' no-change re-runs: starting sshd with the peers script's config");
+        let mut sshd = match rerun.start_sshd(&self.paths.logs) {
+            Ok(sshd) => sshd,
+            Err(error) => {
+                process::check_interrupted()?;
+                eprintln!("  peers' no-change re-runs: {error:#}");
+                for (index, peer, _) in wanted {
+                    reports[index].peers[peer].samples.push(Sample {
+                        round,
+                        seconds: None,
+                        foreign_cores: None,
+                        attempts: 1,
+                        note: Some(format!("starting the peers' sshd: {error:#}")),
+                    });
+                }
+                return Ok(());
+            }
+        };
+        for (index, peer, tool) in wanted {
+            let scenario = scenarios[index];
+            let source = &sources[scenario.data_set().name()];
+            let name = reports[index].peers[peer].tool.clone();
+            let sample = self.rerun_sample(rerun, round, scenario, tool, &name, source)?;
+            reports[index].peers[peer].samples.push(sample);
+        }
+        sshd.stop();
+        Ok(())
+    }
+
+    /// One timed no-change re-run of a peer: before it (untimed) one run of
+    /// the same command fills the destination, and a dry run must list
+    /// nothing to do.
+    fn rerun_sample(
+        &self,
+        rerun: &Rerun,
+        round: u32,
+        scenario: Scenario,
+        tool: rerun::Tool,
+        name: &str,
+        source: &Path,
+    ) -> anyhow::Result<Sample> {
+        let copy = self.peer_copy(name, scenario.data_set());
+        let log = |step: &str| {
+            self.paths.logs.join(format!(
+                "{name}-{}{step}-round-{round}.log",
+                scenario.name()
+            ))
+        };
+        let (fill_log, dry_log, timed_log) = (log("-fill"), log("-dry-run"), log(""));
+        let run = |dry_run: bool, log: &Path, label: &str| -> anyhow::Result<Duration> {
+            let (mut command, _) = rerun.command(tool, source, &copy, dry_run)?;
+            let (stdout, stderr) = server::log_files(log)?;
+            command.stdout(stdout).stderr(stderr);
+            let outcome = process::run_ok(&mut command, None, RUN_LIMIT, label)
+                .with_context(|| format!("see {}", log.display()))?;
+            Ok(outcome.elapsed)
+        };
+        let mut prepare = || -> anyhow::Result<()> {
+            run(false, &fill_log, &format!("{name} (untimed fill)"))?;
+            run(true, &dry_log, &format!("{name} (dry run)"))?;
+            let output = std::fs::read_to_string(&dry_log)
+                .with_context(|| format!("reading {}", dry_log.display()))?;
+            let pending = Rerun::pending(tool, &output, &copy);
+            if let Some(first) = pending.first() {
+                bail!(
+                    "after the fill run a dry run still lists {} action(s), e.g. {first:?}; see {}",
+                    pending.len(),
+                    dry_log.display()
+                );
+            }
+            sync()?;
+            data::warm(source)
+        };
+        let mut timed = || run(false, &timed_log, name);
+        self.measure(
+            round,
+            &format!("{name} {}", scenario.name()),
             &mut prepare,
             &mut timed,
         )
@@ -717,6 +1147,27 @@ impl Bench<'_> {
     }
 }
 
+/// The remote directory of the sync scenarios of `set`.
+fn sync_name(set: DataSet) -> String {
+    format!("sync-{}", set.name())
+}
+
+/// Fails unless the `qftp sync` summary in `log` has the expected counts.
+fn check_summary(log: &Path, expected: SyncSummary) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(log).with_context(|| format!("reading {}", log.display()))?;
+    match SyncSummary::find(&text) {
+        Some((summary, _)) if summary == expected => Ok(()),
+        Some((_, line)) => bail!(
+            "expected {} sent, {} unchanged, {} failed; got {line:?}",
+            expected.sent,
+            expected.unchanged,
+            expected.failed
+        ),
+        None => bail!("no sync summary in {}", log.display()),
+    }
+}
+
 /// Removes `path` and the partial file qftp may have left next to it.
 fn remove_with_partial(path: &Path) -> anyhow::Result<()> {
     data::remove(path)?;
@@ -751,6 +1202,29 @@ fn build(paths: &Paths) -> anyhow::Result<()> {
         .current_dir(&paths.workspace);
     process::run_ok(&mut command, None, BUILD_LIMIT, "cargo build --release")?;
     check_binaries(paths)
+}
+
+/// Copies the release binaries to the benchmark's own directory, so a build
+/// by someone else in the shared target directory cannot swap them during
+/// the run; returns the BLAKE3 of each copy (first 16 hex digits).
+fn snapshot_binaries(paths: &Paths) -> anyhow::Result<BTreeMap<String, String>> {
+    data::remove(&paths.snapshot)?;
+    std::fs::create_dir_all(&paths.snapshot)
+        .with_context(|| format!("creating {}", paths.snapshot.display()))?;
+    let mut hashes = BTreeMap::new();
+    for binary in ["qftp-server", "qftp"] {
+        let (from, to) = (paths.binaries.join(binary), paths.snapshot.join(binary));
+        std::fs::copy(&from, &to)
+            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+        let hash = data::hash(&to)?.to_hex();
+        eprintln!(
+            "{binary}: {} (blake3 {})",
+            to.display(),
+            &hash.as_str()[..16]
+        );
+        hashes.insert(binary.to_owned(), hash.as_str()[..16].to_owned());
+    }
+    Ok(hashes)
 }
 
 /// Fails unless both release binaries exist.
@@ -797,4 +1271,36 @@ fn password() -> String {
     let seed = format!("{nanos} {}", std::process::id());
     let hash = blake3::hash(seed.as_bytes()).to_hex();
     format!("bench-{}", &hash.as_str()[..24])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_summary_is_parsed() {
+        let text = "qftp: skipped x: symlink\n\
+                    sync: 0 sent, 10000 unchanged, 0 deleted, 0 failed; 0 B in 0.91 s (0 B/s), 0 B resumed\n";
+        let (summary, line) = SyncSummary::find(text).unwrap();
+        assert_eq!(
+            summary,
+            SyncSummary {
+                sent: 0,
+                unchanged: 10_000,
+                failed: 0
+            }
+        );
+        assert!(line.starts_with("sync: 0 sent"));
+        assert!(SyncSummary::find("sync: nothing\n").is_none());
+        assert!(SyncSummary::find("").is_none());
+    }
+
+    #[test]
+    fn scenarios_map_to_peer_cases() {
+        assert_eq!(Scenario::Sync10k.peer_scenario(), Some("small"));
+        assert_eq!(Scenario::Resync10k.peer_scenario(), None);
+        assert_eq!(Scenario::Sync1k1m.data_set(), DataSet::Medium);
+        assert_eq!(Scenario::Resync1k1m.kind(), Kind::Resync);
+        assert!(Scenario::Resync10k.is_upload());
+    }
 }

@@ -5,11 +5,16 @@
 //! cores they used during the run ("foreign" load). Foreign time is the
 //! machine's user and system time (`/proc/stat`) minus that of this
 //! benchmark's processes (`cargo xtask` and its descendants: the server,
-//! the `qftp` and `cp` under test, counted with their reaped children) and
-//! minus kernel threads (which flush the benchmark's writes). Counting other
-//! processes one by one instead would charge a build's whole compiler run to
-//! the moment its parent reaps it. On systems without `/proc` every figure
-//! reads as zero.
+//! the `qftp`, `cp` and peers under test, counted with their reaped
+//! children), minus kernel threads (which flush the benchmark's writes),
+//! and minus orphans: processes born during the run that init adopted by
+//! its end, and the children init reaped meanwhile (lftp leaves its ssh
+//! behind, a closed ssh session its sftp-server; the peers script does not
+//! count init's reaped children as foreign either; a zombie not yet reaped
+//! has an empty command line and counts like a kernel thread). Counting
+//! other processes one by one instead would charge a build's whole
+//! compiler run to the moment its parent reaps it. On systems without
+//! `/proc` every figure reads as zero.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
@@ -150,6 +155,15 @@ pub fn foreign_cores(before: &Snapshot, after: &Snapshot) -> f64 {
         if after.mine.contains(pid) || before.mine.contains(pid) {
             // With reaped children: the qftp or cp run just ended.
             accounted += delta(pid, cpu.total, |cpu| cpu.total);
+        } else if *pid == 1 {
+            // init reaps orphans, such as the ssh processes lftp leaves
+            // behind: its reaped children's time is not counted as foreign
+            // (as in the peers script), its own time is.
+            accounted += delta(pid, cpu.total - cpu.own, |cpu| cpu.total - cpu.own);
+        } else if cpu.parent == 1 && !before.processes.contains_key(pid) {
+            // Born during the run and orphaned by its end: lftp's ssh and
+            // sh, the sftp-server of a closed ssh session.
+            accounted += cpu.total;
         } else if !cpu.user {
             accounted += delta(pid, cpu.own, |cpu| cpu.own);
         }

@@ -251,7 +251,8 @@ pub fn warm(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn hash(path: &Path) -> anyhow::Result<blake3::Hash> {
+/// The BLAKE3 of a file.
+pub fn hash(path: &Path) -> anyhow::Result<blake3::Hash> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut hasher = blake3::Hasher::new();
     hasher

@@ -2,10 +2,12 @@
 //! `.cargo/config.toml` for `cargo run --package xtask --release --`).
 //!
 //! The one task so far is `bench`: it builds the release binaries, starts a
-//! `qftp-server` on loopback, times `qftp put`/`get` of generated data sets
-//! against `cp` followed by an fsync (the local limit) and against scp and
-//! rsync measured by the team's peers script, in alternating rounds of one
-//! run, and reports the medians as Markdown and JSON under `target/bench`.
+//! `qftp-server` on loopback, times `qftp put`/`get`/`sync` of generated
+//! data sets against `cp` followed by an fsync (the local limit) and against
+//! scp, rsync and lftp (first runs measured by the team's peers script,
+//! no-change re-runs by the benchmark against the script's sshd), in
+//! alternating rounds of one run, and reports the medians as Markdown and
+//! JSON under `target/bench`.
 //! See `docs/performance.md` for the method and the latest results.
 
 mod bench;
@@ -14,6 +16,7 @@ mod data;
 mod peers;
 mod process;
 mod report;
+mod rerun;
 mod server;
 
 use std::process::ExitCode;
@@ -32,9 +35,9 @@ struct Cli {
 /// The tasks.
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Measure qftp against cp+fsync and scp/rsync on loopback.
+    /// Measure qftp against cp+fsync and scp/rsync/lftp on loopback.
     #[command(
-        after_help = "Example:\n  QFTP_PEERS_SCRIPT=/path/to/peers.sh cargo xtask bench --rounds 3\n  cargo xtask bench --no-peers --scenarios put-10k --rounds 1"
+        after_help = "Example:\n  QFTP_PEERS_SCRIPT=/path/to/peers.sh cargo xtask bench --rounds 3\n  cargo xtask bench --peers-script /path/to/peers.sh --scenarios sync-10k,resync-10k\n  cargo xtask bench --no-peers --scenarios put-10k --rounds 1"
     )]
     Bench(bench::BenchArgs),
 }

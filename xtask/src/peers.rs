@@ -6,7 +6,9 @@
 //! phase honours `CASES="SCENARIO.ID ..."`, `RUNS` and `GATE_MAX`, writes
 //! hyperfine JSON to `RESULTS/SCENARIO.ID.json` and a status row per case to
 //! `RESULTS/index-SCENARIO.tsv`, and stops its sshd when it exits, so each
-//! invocation stands alone.
+//! invocation stands alone. `RESULTS` is the script's `R` (its top-level
+//! assignment), unless `--peers-results` says otherwise. The script has no
+//! no-change re-run cases; see [`crate::rerun`] for those.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,9 @@ const INSTALL_LIMIT: Duration = Duration::from_secs(3600);
 
 /// Time limit of the `data` phase.
 const DATA_LIMIT: Duration = Duration::from_secs(1800);
+
+/// Time limit of the `setup` phase.
+const SETUP_LIMIT: Duration = Duration::from_secs(600);
 
 /// Time limit of one `local` invocation.
 const LOCAL_LIMIT: Duration = Duration::from_secs(3600);
@@ -57,28 +62,54 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// Checks that `script` exists.
+    /// Checks that `script` exists; `results` defaults to the script's `R`.
     pub fn new(
         script: &Path,
-        results: &Path,
+        results: Option<&Path>,
         logs: &Path,
         gate_seconds: u64,
     ) -> anyhow::Result<Self> {
         if !script.is_file() {
             bail!("the peers script {} does not exist", script.display());
         }
+        let results = match results {
+            Some(results) => results.to_owned(),
+            None => {
+                let text = std::fs::read_to_string(script)
+                    .with_context(|| format!("reading {}", script.display()))?;
+                crate::rerun::variables(&text)
+                    .remove("R")
+                    .map(PathBuf::from)
+                    .with_context(|| {
+                        format!(
+                            "no top-level R=DIR (results) in {}; pass --peers-results",
+                            script.display()
+                        )
+                    })?
+            }
+        };
         Ok(Self {
             script: script.to_owned(),
-            results: results.to_owned(),
+            results,
             logs: logs.to_owned(),
             gate_seconds,
         })
     }
 
-    /// Runs `install` when forced or a needed command is missing, then
-    /// `data` (which keeps existing data sets).
-    pub fn prepare(&self, force_install: bool) -> anyhow::Result<()> {
-        let missing: Vec<&str> = NEEDED.into_iter().filter(|name| !on_path(name)).collect();
+    /// The script.
+    pub fn script(&self) -> &Path {
+        &self.script
+    }
+
+    /// Runs `install` when forced or a needed command (or one of `extra`)
+    /// is missing, then `data` (which keeps existing data sets).
+    pub fn prepare(&self, force_install: bool, extra: &[&str]) -> anyhow::Result<()> {
+        let missing: Vec<&str> = NEEDED
+            .iter()
+            .chain(extra)
+            .copied()
+            .filter(|name| !on_path(name))
+            .collect();
         if force_install || !missing.is_empty() {
             if !missing.is_empty() {
                 eprintln!(
@@ -89,6 +120,12 @@ impl Peers {
             self.invoke(&["install"], &[], INSTALL_LIMIT, "peers-install.log")?;
         }
         self.invoke(&["data"], &[], DATA_LIMIT, "peers-data.log")
+    }
+
+    /// Runs the `setup` phase: keys, configs and the privilege-separation
+    /// directory of its sshd (which it stops again when it exits).
+    pub fn setup(&self) -> anyhow::Result<()> {
+        self.invoke(&["setup"], &[], SETUP_LIMIT, "peers-setup.log")
     }
 
     /// Measures `cases` once each (`local` with `CASES` and `RUNS=1`); the

@@ -220,6 +220,11 @@ impl Guard {
         }
     }
 
+    /// Whether the process has exited (it is reaped then).
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Takes the child's standard output, if it was piped.
     pub fn stdout(&mut self) -> Option<std::process::ChildStdout> {
         self.child.stdout.take()

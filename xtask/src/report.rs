@@ -40,6 +40,9 @@ pub struct Series {
     pub unavailable: Option<String>,
     /// One per round.
     pub samples: Vec<Sample>,
+    /// The benchmark's own check of this tool's output, when it made one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<String>,
 }
 
 impl Series {
@@ -50,6 +53,7 @@ impl Series {
             command: command.into(),
             unavailable: None,
             samples: Vec::new(),
+            verified: None,
         }
     }
 
@@ -60,6 +64,7 @@ impl Series {
             command: String::new(),
             unavailable: Some(reason.into()),
             samples: Vec::new(),
+            verified: None,
         }
     }
 
@@ -394,6 +399,23 @@ impl Report {
                 .map(|(tool, version)| format!("{tool} {version}"))
                 .collect();
             let _ = writeln!(out, "\nPeer versions: {}.", versions.join(", "));
+        }
+        let checked: Vec<String> = self
+            .scenarios
+            .iter()
+            .flat_map(|scenario| {
+                scenario.peers.iter().filter_map(move |peer| {
+                    let verified = peer.verified.as_ref()?;
+                    Some(format!("{} / {}: {verified}", scenario.name, peer.tool))
+                })
+            })
+            .collect();
+        if !checked.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nPeer outputs checked by the benchmark: {}.",
+                checked.join("; ")
+            );
         }
         let _ = writeln!(out, "\n## Samples\n");
         let mut header = String::from("| scenario | tool |");
