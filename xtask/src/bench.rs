@@ -198,7 +198,7 @@ pub struct BenchArgs {
         default_values = ["put-1g", "get-1g", "put-10k"]
     )]
     scenarios: Vec<Scenario>,
-    /// The team's peers script (peers.sh), which measures scp and rsync.
+    /// The peers script (peers.sh), which measures scp and rsync.
     #[arg(long, env = "QFTP_PEERS_SCRIPT", value_name = "PATH")]
     peers_script: Option<PathBuf>,
     /// Measure qftp and cp only (even when a peers script is given).

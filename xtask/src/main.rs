@@ -4,7 +4,7 @@
 //! The one task so far is `bench`: it builds the release binaries, starts a
 //! `qftp-server` on loopback, times `qftp put`/`get`/`sync` of generated
 //! data sets against `cp` followed by an fsync (the local limit) and against
-//! scp, rsync and lftp (first runs measured by the team's peers script,
+//! scp, rsync and lftp (first runs measured by the peers script,
 //! no-change re-runs by the benchmark against the script's sshd), in
 //! alternating rounds of one run, and reports the medians as Markdown and
 //! JSON under `target/bench`.

@@ -1,4 +1,4 @@
-//! The team's peers script, which measures existing tools (scp, rsync, ...)
+//! The peers script, which measures existing tools (scp, rsync, ...)
 //! on this machine with hyperfine.
 //!
 //! Its location is never built in: it comes from `--peers-script` or
