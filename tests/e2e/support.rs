@@ -2,8 +2,6 @@
 //! 127.0.0.1 with certificates made by `qftp-server init`, and `qftp`
 //! processes with their own config directories.
 
-#![allow(dead_code)]
-
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
