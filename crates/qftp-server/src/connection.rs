@@ -579,9 +579,27 @@ async fn walk(context: &Context, id: u64, path: &str, hashes: bool) -> HandlerRe
 
 async fn remove(context: &Context, path: &str, recursive: bool) -> HandlerResult {
     let path = parse_path(path)?;
-    let freed = context
+    let freed = match context
         .blocking(move |jail| jail.remove(&path, recursive))
-        .await?;
+        .await
+    {
+        Ok(freed) => freed,
+        Err(error) => {
+            if recursive {
+                // Part of the tree may be gone already; count what is left
+                // rather than keep charging for what was removed.
+                let quota = Arc::clone(&context.session.quota);
+                let state = Arc::clone(&context.state);
+                let recount = context
+                    .blocking(move |jail| quota.recount(&state.db, || jail.disk_usage()))
+                    .await;
+                if let Err(recount_error) = recount {
+                    tracing::warn!(user = %context.session.user, error = %recount_error.message, "quota recount failed");
+                }
+            }
+            return Err(error);
+        }
+    };
     context
         .session
         .quota

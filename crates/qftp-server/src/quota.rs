@@ -273,6 +273,22 @@ impl UserQuota {
         Ok(())
     }
 
+    /// Sets `used` to what `measure` finds on disk (for example after a
+    /// removal that failed halfway), under the user's lock so no commit
+    /// slips in between the measurement and the update.
+    pub fn recount(
+        &self,
+        db: &UserDb,
+        measure: impl FnOnce() -> std::io::Result<u64>,
+    ) -> RequestResult<()> {
+        let mut ledger = self.ledger.lock().expect("quota lock");
+        let used = measure().map_err(internal)?;
+        db.set_used(&self.user, used).map_err(internal)?;
+        let quota = ledger.figures(db, &self.user)?.1;
+        ledger.figures = Some((used, quota));
+        Ok(())
+    }
+
     /// Adds `delta` bytes (negative frees) to `used`.
     pub fn adjust(&self, db: &UserDb, delta: i64) -> RequestResult<()> {
         if delta == 0 {
@@ -360,6 +376,22 @@ mod tests {
             tokio::join!(taking_over, giving_way);
         });
         quota.reserve(&db, &path("/a"), 1, 0).unwrap();
+    }
+
+    #[test]
+    fn a_recount_replaces_the_ledger_figure() {
+        let (_temp, db) = database(Some(100));
+        let quota = QuotaBook::default().user("alice");
+        quota.adjust(&db, 70).unwrap();
+        quota.recount(&db, || Ok(25)).unwrap();
+        assert_eq!(db.usage("alice").unwrap().0, 25);
+        assert_eq!(quota.usage(&db).unwrap().used, 25);
+        assert!(
+            quota
+                .recount(&db, || Err(std::io::Error::other("unreadable")))
+                .is_err()
+        );
+        assert_eq!(quota.usage(&db).unwrap().used, 25);
     }
 
     #[test]
