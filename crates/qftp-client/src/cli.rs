@@ -781,7 +781,7 @@ fn print_listing(
                 "{kind}{} {:>10} {} {}{suffix}{target}",
                 permissions(entry.mode),
                 format_size(entry.size),
-                format_time(entry.mtime.secs),
+                entry.mtime.to_utc_minutes(),
                 entry.name
             )?;
         } else {
@@ -802,43 +802,9 @@ fn permissions(mode: u32) -> String {
     text
 }
 
-/// Formats Unix seconds as `YYYY-MM-DD HH:MM` in UTC.
-fn format_time(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let seconds_of_day = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
-        seconds_of_day / 3600,
-        seconds_of_day % 3600 / 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_are_formatted_in_utc() {
-        assert_eq!(format_time(0), "1970-01-01 00:00");
-        assert_eq!(format_time(1_700_000_000), "2023-11-14 22:13");
-        assert_eq!(format_time(951_782_400), "2000-02-29 00:00");
-        assert_eq!(format_time(-86_400), "1969-12-31 00:00");
-    }
 
     #[test]
     fn permissions_are_spelled_out() {

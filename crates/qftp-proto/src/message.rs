@@ -90,6 +90,33 @@ impl Timestamp {
         std::time::SystemTime::now().into()
     }
 
+    /// The time as `YYYY-MM-DD HH:MM` in UTC, for listings and reports.
+    pub fn to_utc_minutes(self) -> String {
+        let days = self.secs.div_euclid(86_400);
+        let second_of_day = self.secs.rem_euclid(86_400);
+        // The civil date of a day count since 1970-01-01 (Howard Hinnant's
+        // algorithm).
+        let shifted = days + 719_468;
+        let era = shifted.div_euclid(146_097);
+        let day_of_era = shifted.rem_euclid(146_097);
+        let year_of_era =
+            (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let month_index = (5 * day_of_year + 2) / 153;
+        let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+        let month = if month_index < 10 {
+            month_index + 3
+        } else {
+            month_index - 9
+        };
+        let year = year_of_era + era * 400 + i64::from(month <= 2);
+        format!(
+            "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+            second_of_day / 3600,
+            second_of_day % 3600 / 60
+        )
+    }
+
     /// Converts back to a [`std::time::SystemTime`], or `None` when the
     /// value is out of range (including `nanos` of a second or more).
     pub fn to_system_time(self) -> Option<std::time::SystemTime> {
@@ -450,6 +477,16 @@ pub struct DataHeader {
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn timestamps_are_written_in_utc() {
+        let at = |secs| Timestamp { secs, nanos: 0 }.to_utc_minutes();
+        assert_eq!(at(0), "1970-01-01 00:00");
+        assert_eq!(at(1_700_000_000), "2023-11-14 22:13");
+        assert_eq!(at(951_782_400), "2000-02-29 00:00");
+        assert_eq!(at(-86_400), "1969-12-31 00:00");
+        assert_eq!(at(-1), "1969-12-31 23:59");
+    }
 
     #[test]
     fn timestamps_round_trip_through_system_time() {
