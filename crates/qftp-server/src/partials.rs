@@ -16,13 +16,14 @@ use cap_std::ambient_authority;
 use cap_std::fs::{Dir, MetadataExt as _, OpenOptions};
 
 /// Opens (creating it if needed) the partial file `partial` in `dir` for
-/// reading and writing, without truncating it.
+/// reading and writing, without truncating it, and returns it with its
+/// current length.
 ///
 /// The opened file must be a regular file with exactly one name: a symlink
 /// or a hard link planted under the partial's name is replaced by a fresh
 /// file instead of being written through, so an upload can only ever write
 /// bytes that belong to nobody else.
-pub fn open_partial(dir: &Dir, partial: &str) -> io::Result<std::fs::File> {
+pub fn open_partial(dir: &Dir, partial: &str) -> io::Result<(std::fs::File, u64)> {
     for _ in 0..2 {
         if let Ok(metadata) = dir.symlink_metadata(partial)
             && (!metadata.is_file() || metadata.nlink() != 1)
@@ -41,7 +42,7 @@ pub fn open_partial(dir: &Dir, partial: &str) -> io::Result<std::fs::File> {
             .into_std();
         let metadata = file.metadata()?;
         if metadata.is_file() && metadata.nlink() == 1 {
-            return Ok(file);
+            return Ok((file, metadata.len()));
         }
     }
     Err(io::Error::new(
@@ -93,7 +94,8 @@ mod tests {
         std::fs::create_dir(&home).unwrap();
         std::fs::hard_link(&outside, home.join(".x.qftp-part")).unwrap();
         let dir = Dir::open_ambient_dir(&home, ambient_authority()).unwrap();
-        let mut file = open_partial(&dir, ".x.qftp-part").unwrap();
+        let (mut file, length) = open_partial(&dir, ".x.qftp-part").unwrap();
+        assert_eq!(length, 0, "the planted content is not adopted");
         std::io::Write::write_all(&mut file, b"upload").unwrap();
         assert_eq!(std::fs::read(&outside).unwrap(), b"keep me");
         assert_eq!(std::fs::read(home.join(".x.qftp-part")).unwrap(), b"upload");
@@ -107,7 +109,8 @@ mod tests {
         std::fs::write(home.join("victim"), b"keep me").unwrap();
         std::os::unix::fs::symlink("victim", home.join(".x.qftp-part")).unwrap();
         let dir = Dir::open_ambient_dir(&home, ambient_authority()).unwrap();
-        let mut file = open_partial(&dir, ".x.qftp-part").unwrap();
+        let (mut file, length) = open_partial(&dir, ".x.qftp-part").unwrap();
+        assert_eq!(length, 0, "the planted content is not adopted");
         std::io::Write::write_all(&mut file, b"upload").unwrap();
         assert_eq!(std::fs::read(home.join("victim")).unwrap(), b"keep me");
     }

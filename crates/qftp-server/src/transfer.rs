@@ -210,16 +210,18 @@ fn prepare_upload(
     let replaced = replaced_size(&dir, &name, &shown)?;
     let reservation = reserve(replaced)?;
     let partial = qftp_proto::partial_name(&name);
-    let file = crate::partials::open_partial(&dir, &partial)
-        .map_err(|error| RequestError::from_io(&error, &shown))?;
     let io_error = |error: std::io::Error| RequestError::from_io(&error, &shown);
-    let existing = file.metadata().map_err(io_error)?.len();
+    let (file, existing) = crate::partials::open_partial(&dir, &partial).map_err(io_error)?;
     let mut hasher = blake3::Hasher::new();
     let (offset, prefix_hash) = if resume && existing > 0 && existing <= size {
         pump::hash_prefix(&file, existing, &mut hasher).map_err(io_error)?;
         (existing, Some(*hasher.finalize().as_bytes()))
     } else {
-        file.set_len(0).map_err(io_error)?;
+        // A new, empty partial needs no truncation (the common case for
+        // small files); an old one not resumed is emptied now.
+        if existing > 0 {
+            file.set_len(0).map_err(io_error)?;
+        }
         (0, None)
     };
     Ok((
