@@ -231,6 +231,17 @@ impl TestClient {
         command
     }
 
+    /// Starts `qftp ARGUMENTS` in the background with its output discarded;
+    /// the caller stops it by its handle.
+    pub fn spawn(&self, arguments: &[&str]) -> Child {
+        self.command(arguments)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting qftp")
+    }
+
     /// Runs `qftp ARGUMENTS` with empty stdin.
     pub fn run(&self, arguments: &[&str]) -> Output {
         run_with_input(&mut self.command(arguments), "")

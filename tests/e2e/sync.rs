@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use filetime::FileTime;
@@ -276,21 +275,16 @@ fn a_sync_killed_halfway_completes_when_run_again() {
             index,
         );
     }
-    let mut child = client
-        .command(&[
-            "sync",
-            "--quiet",
-            "-j",
-            "2",
-            "--limit-rate",
-            "3MiB",
-            source.to_str().unwrap(),
-            "/s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = client.spawn(&[
+        "sync",
+        "--quiet",
+        "-j",
+        "2",
+        "--limit-rate",
+        "3MiB",
+        source.to_str().unwrap(),
+        "/s",
+    ]);
     let destination = server.home("alice").join("s");
     let progressed = wait_until(Duration::from_secs(30), || {
         std::fs::read_dir(&destination).is_ok_and(|entries| entries.count() >= 3)

@@ -1,7 +1,6 @@
 //! put and get: round trips, many files, resume after crashes, tampering.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use filetime::FileTime;
@@ -134,12 +133,7 @@ fn an_upload_killed_halfway_resumes_from_its_partial() {
     let local = tempfile::tempdir().unwrap();
     let source = local.path().join("big.bin");
     write_random(&source, 8 * 1024 * 1024, 42);
-    let mut child = client
-        .command(&["put", "--quiet", "--limit-rate", "4MiB", path_str(&source)])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = client.spawn(&["put", "--quiet", "--limit-rate", "4MiB", path_str(&source)]);
     wait_for_partial(
         &server.home("alice").join(".big.bin.qftp-part"),
         2 * 1024 * 1024,
@@ -164,19 +158,14 @@ fn a_download_killed_halfway_resumes_from_its_partial() {
     let local = tempfile::tempdir().unwrap();
     write_random(&server.home("alice").join("big.bin"), 8 * 1024 * 1024, 7);
     let target = local.path().join("big.bin");
-    let mut child = client
-        .command(&[
-            "get",
-            "--quiet",
-            "--limit-rate",
-            "4MiB",
-            "big.bin",
-            path_str(&target),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = client.spawn(&[
+        "get",
+        "--quiet",
+        "--limit-rate",
+        "4MiB",
+        "big.bin",
+        path_str(&target),
+    ]);
     wait_for_partial(&local.path().join(".big.bin.qftp-part"), 2 * 1024 * 1024);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -202,12 +191,7 @@ fn an_upload_survives_a_server_crash_and_restart() {
     let local = tempfile::tempdir().unwrap();
     let source = local.path().join("big.bin");
     write_random(&source, 8 * 1024 * 1024, 9);
-    let mut child = client
-        .command(&["put", "--quiet", "--limit-rate", "4MiB", path_str(&source)])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = client.spawn(&["put", "--quiet", "--limit-rate", "4MiB", path_str(&source)]);
     wait_for_partial(
         &server.home("alice").join(".big.bin.qftp-part"),
         2 * 1024 * 1024,
