@@ -3,6 +3,7 @@
 mod accounts;
 mod integrity;
 mod jail;
+mod load;
 mod navigation;
 mod protocol;
 mod quota;

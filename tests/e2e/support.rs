@@ -152,6 +152,11 @@ impl TestServer {
         self.child = Some(child);
     }
 
+    /// The process id of the running server (to read its memory use).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server is running").id()
+    }
+
     /// `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
         self.address.to_string()
