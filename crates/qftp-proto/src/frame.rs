@@ -122,17 +122,26 @@ impl FrameDecoder {
     }
 
     /// Checks that the stream ended on a frame boundary.
+    ///
+    /// Whole frames still buffered (not yet taken out) count as complete;
+    /// only what follows the last of them can be truncated.
     pub fn finish(&self) -> Result<(), FrameError> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        let missing = match self.buffer.first_chunk::<LENGTH_PREFIX>() {
-            Some(prefix) => {
-                LENGTH_PREFIX + payload_length(*prefix, self.limit)? - self.buffer.len()
+        let mut rest = self.buffer.as_slice();
+        while !rest.is_empty() {
+            let Some(prefix) = rest.first_chunk::<LENGTH_PREFIX>() else {
+                return Err(FrameError::Truncated {
+                    missing: LENGTH_PREFIX - rest.len(),
+                });
+            };
+            let frame = LENGTH_PREFIX + payload_length(*prefix, self.limit)?;
+            if rest.len() < frame {
+                return Err(FrameError::Truncated {
+                    missing: frame - rest.len(),
+                });
             }
-            None => LENGTH_PREFIX - self.buffer.len(),
-        };
-        Err(FrameError::Truncated { missing })
+            rest = &rest[frame..];
+        }
+        Ok(())
     }
 }
 
@@ -200,6 +209,28 @@ mod tests {
             decoder.finish(),
             Err(FrameError::Truncated { missing: 3 })
         ));
+    }
+
+    #[test]
+    fn finish_counts_frames_still_buffered_as_complete() {
+        // Found by fuzz/ (target `frames`): one whole frame plus the first
+        // byte of the next, asked before taking the frame out, made the
+        // missing-byte count underflow.
+        let mut decoder = FrameDecoder::new(1024);
+        decoder.push(&[0, 0, 0, 1, 0x24, 0x15]);
+        assert!(matches!(
+            decoder.finish(),
+            Err(FrameError::Truncated { missing: 3 })
+        ));
+        assert_eq!(decoder.next_payload().unwrap(), Some(vec![0x24]));
+        assert!(matches!(
+            decoder.finish(),
+            Err(FrameError::Truncated { missing: 3 })
+        ));
+
+        let mut decoder = FrameDecoder::new(1024);
+        decoder.push(&[0, 0, 0, 1, 0x24]);
+        decoder.finish().unwrap();
     }
 
     #[test]

@@ -124,15 +124,15 @@ pub fn link_target_stays_inside(depth: usize, target: &str) -> bool {
     if target.is_empty() || target.starts_with('/') || target.contains('\0') {
         return false;
     }
-    let mut depth = depth as i64;
+    let mut depth = depth;
     for name in target.split('/') {
         match name {
             "" | "." => {}
-            ".." => depth -= 1,
-            _ => depth += 1,
-        }
-        if depth < 0 {
-            return false;
+            ".." => match depth.checked_sub(1) {
+                Some(up) => depth = up,
+                None => return false,
+            },
+            _ => depth = depth.saturating_add(1),
         }
     }
     true
@@ -190,6 +190,20 @@ mod tests {
         assert!(!link_target_stays_inside(0, "/etc/passwd"));
         assert!(!link_target_stays_inside(1, "x/../../../y"));
         assert!(!link_target_stays_inside(3, ""));
+    }
+
+    #[test]
+    fn link_targets_from_huge_depths_neither_wrap_nor_overflow() {
+        // Found by fuzz/ (target `paths`): depths at or above 2^63 turned
+        // negative as an i64, and i64::MAX overflowed on the next name.
+        assert!(link_target_stays_inside(
+            0xff2e_2eff_0000_ffff_u64 as usize,
+            "\u{c}/"
+        ));
+        assert!(link_target_stays_inside(usize::MAX, "a/../.."));
+        assert!(link_target_stays_inside(usize::MAX / 2, "a/b"));
+        assert!(link_target_stays_inside(usize::MAX / 2 + 1, "../x"));
+        assert!(!link_target_stays_inside(usize::MAX, "/etc"));
     }
 
     #[test]
