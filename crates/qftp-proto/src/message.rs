@@ -67,15 +67,16 @@ impl From<std::time::SystemTime> for Timestamp {
             },
             Err(before) => {
                 let before = before.duration();
-                let secs = i64::try_from(before.as_secs()).unwrap_or(i64::MAX);
+                // Negated directly: 2^63 seconds before the epoch is i64::MIN,
+                // which has no positive counterpart to negate.
+                let secs = 0i64
+                    .checked_sub_unsigned(before.as_secs())
+                    .unwrap_or(i64::MIN);
                 if before.subsec_nanos() == 0 {
-                    Self {
-                        secs: -secs,
-                        nanos: 0,
-                    }
+                    Self { secs, nanos: 0 }
                 } else {
                     Self {
-                        secs: -secs - 1,
+                        secs: secs.saturating_sub(1),
                         nanos: 1_000_000_000 - before.subsec_nanos(),
                     }
                 }
@@ -508,5 +509,27 @@ mod tests {
             .to_system_time(),
             None
         );
+    }
+
+    #[test]
+    fn the_earliest_timestamp_round_trips() {
+        // Found by fuzz/ (target `frames`, a decoded mtime): 2^63 seconds
+        // before the epoch came back one second later, as -(2^63 - 1).
+        for stamp in [
+            Timestamp {
+                secs: i64::MIN,
+                nanos: 0,
+            },
+            Timestamp {
+                secs: i64::MIN,
+                nanos: 1,
+            },
+        ] {
+            // Platforms whose SystemTime cannot reach that far have nothing
+            // to convert back.
+            if let Some(time) = stamp.to_system_time() {
+                assert_eq!(Timestamp::from(time), stamp);
+            }
+        }
     }
 }
