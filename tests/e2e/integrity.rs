@@ -153,3 +153,98 @@ async fn a_stream_that_stops_midway_is_cut_while_the_connection_lives() {
     assert!(client.list("/").await.unwrap().is_empty());
     client.close().await;
 }
+
+/// Sends a `PutSmall` declaring `declared` (size and hash) with `sent` on
+/// its data stream, optionally opening the stream before the request.
+async fn small_upload_lying(
+    client: &Client,
+    path: &str,
+    sent: &[u8],
+    declared: &[u8],
+    stream_first: bool,
+) -> Result<Response, qftp_client::ClientError> {
+    let transfer_id = client.next_transfer_id();
+    let request = Request::PutSmall {
+        transfer_id,
+        path: path.into(),
+        size: declared.len() as u64,
+        mtime: Timestamp::now(),
+        hash: *blake3::hash(declared).as_bytes(),
+    };
+    let send_stream = async {
+        if let Ok(mut stream) = client.open_data_stream(transfer_id, 0).await {
+            // The server may stop the stream early; its answer tells why.
+            let _ = stream.write_all(sent).await;
+            let _ = stream.finish();
+        }
+    };
+    if stream_first {
+        send_stream.await;
+        // Let the stream reach the server well before its request.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        client.request(request).await
+    } else {
+        let mut answer = client.send(request).await?;
+        send_stream.await;
+        answer.next().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_uploads_that_lie_are_rejected_and_honest_ones_land_in_any_order() {
+    let server = TestServer::start();
+    server.add_user("alice", "alice-pw-1", Some("1MiB"));
+    let client = connect(&server).await;
+    let home = server.home("alice");
+    let original: Vec<u8> = (0..40_000u32).map(|index| (index % 253) as u8).collect();
+
+    let mut altered = original.clone();
+    altered[12_345] ^= 0x80;
+    let mut longer = original.clone();
+    longer.push(0);
+    let shorter = &original[..original.len() - 1];
+    for (name, sent) in [
+        ("altered.bin", altered.as_slice()),
+        ("longer.bin", longer.as_slice()),
+        ("shorter.bin", shorter),
+    ] {
+        let error = small_upload_lying(&client, &format!("/{name}"), sent, &original, false)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.server_kind(),
+            Some(ErrorKind::IntegrityMismatch),
+            "{name}: {error}"
+        );
+        assert!(!home.join(name).exists(), "{name} must not appear");
+    }
+
+    // Larger than a small upload may be: refused before any byte is stored.
+    let big = vec![1u8; qftp_proto::SMALL_FILE_MAX as usize + 1];
+    let error = small_upload_lying(&client, "/big.bin", &big, &big, false)
+        .await
+        .unwrap_err();
+    assert_eq!(error.server_kind(), Some(ErrorKind::Protocol), "{error}");
+    assert!(!home.join("big.bin").exists());
+
+    // Honest ones land whichever of stream and request arrives first.
+    for (name, stream_first) in [("after.bin", false), ("before.bin", true)] {
+        let answer = small_upload_lying(
+            &client,
+            &format!("/{name}"),
+            &original,
+            &original,
+            stream_first,
+        )
+        .await
+        .unwrap();
+        assert!(matches!(answer, Response::PutDone { .. }), "{answer:?}");
+        assert_eq!(std::fs::read(home.join(name)).unwrap(), original, "{name}");
+    }
+
+    // Nothing rejected was charged: exactly the two stored files count.
+    let usage = client.disk_usage().await.unwrap();
+    assert_eq!(usage.used, 2 * original.len() as u64, "{usage:?}");
+    assert_eq!(usage.reserved, 0, "{usage:?}");
+    client.close().await;
+}

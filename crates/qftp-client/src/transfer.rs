@@ -7,6 +7,7 @@
 //! Either way the whole file's BLAKE3 is checked before the file appears
 //! under its final name (on the server for uploads, here for downloads).
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -132,8 +133,9 @@ async fn upload_inner(
     job: usize,
 ) -> Result<TransferOutcome, ClientError> {
     let path = local.to_owned();
-    let (file, size, mtime) = blocking(move || {
-        let file = std::fs::File::open(&path).map_err(|error| ClientError::local(&path, error))?;
+    let (file, size, mtime, small) = blocking(move || {
+        let mut file =
+            std::fs::File::open(&path).map_err(|error| ClientError::local(&path, error))?;
         let metadata = file
             .metadata()
             .map_err(|error| ClientError::local(&path, error))?;
@@ -146,9 +148,25 @@ async fn upload_inner(
         let mtime = metadata
             .modified()
             .map_err(|error| ClientError::local(&path, error))?;
-        Ok((file, metadata.len(), qftp_proto::Timestamp::from(mtime)))
+        let mtime = qftp_proto::Timestamp::from(mtime);
+        if metadata.len() > qftp_proto::SMALL_FILE_MAX {
+            return Ok((file, metadata.len(), mtime, None));
+        }
+        // Read one byte more than allowed so a file that grew meanwhile
+        // takes the normal path.
+        let mut body = Vec::with_capacity(metadata.len() as usize);
+        std::io::Read::take(&mut file, qftp_proto::SMALL_FILE_MAX + 1)
+            .read_to_end(&mut body)
+            .map_err(|error| ClientError::local(&path, error))?;
+        if body.len() as u64 > qftp_proto::SMALL_FILE_MAX {
+            return Ok((file, metadata.len(), mtime, None));
+        }
+        Ok((file, body.len() as u64, mtime, Some(body)))
     })
     .await?;
+    if let Some(body) = small {
+        return upload_small(client, remote, body, mtime, options, observer, job).await;
+    }
     let transfer_id = client.next_transfer_id();
     let ready = client
         .request(Request::PutOpen {
@@ -223,6 +241,61 @@ async fn upload_inner(
             transferred: bytes_received,
             resumed,
         }),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Uploads a small file held in memory in one exchange: the request with
+/// the hash and the data stream leave together (see `Request::PutSmall`).
+async fn upload_small(
+    client: &Client,
+    remote: &str,
+    body: Vec<u8>,
+    mtime: qftp_proto::Timestamp,
+    options: &TransferOptions,
+    observer: &dyn TransferObserver,
+    job: usize,
+) -> Result<TransferOutcome, ClientError> {
+    let size = body.len() as u64;
+    let transfer_id = client.next_transfer_id();
+    let mut answer = client
+        .send(Request::PutSmall {
+            transfer_id,
+            path: remote.to_owned(),
+            size,
+            mtime,
+            hash: *blake3::hash(&body).as_bytes(),
+        })
+        .await?;
+    observer.started(job, remote, size, 0);
+    let sent = async {
+        if let Some(limit) = &options.rate_limit {
+            limit.consume(size).await;
+        }
+        let mut send = client.open_data_stream(transfer_id, 0).await?;
+        send.write_all(&body)
+            .await
+            .map_err(|error| ClientError::ConnectionLost(error.to_string()))?;
+        send.finish()
+            .map_err(|error| ClientError::ConnectionLost(error.to_string()))?;
+        observer.advanced(job, size);
+        Ok::<_, ClientError>(())
+    };
+    // The server's answer decides: when it refuses the file, it stops the
+    // data stream, and that stream error says less than the answer does.
+    let (sent, done) = tokio::join!(sent, answer.next());
+    match done? {
+        Response::PutDone {
+            bytes_received,
+            resumed,
+        } => {
+            sent?;
+            Ok(TransferOutcome {
+                size,
+                transferred: bytes_received,
+                resumed,
+            })
+        }
         other => Err(unexpected(&other)),
     }
 }

@@ -44,6 +44,14 @@
 //!    file; the server checks it against what it received, makes the file
 //!    durable and renames it into place, then answers `PutDone`.
 //!
+//! Small upload (a file of at most [`SMALL_FILE_MAX`] bytes, never resumed):
+//! client → `PutSmall { transfer_id, path, size, mtime, hash }` and, without
+//! waiting, a data stream with `DataHeader { transfer_id, offset: 0 }` and
+//! the whole file; the server checks size and hash, makes the file durable,
+//! renames it into place and answers `PutDone`, or an error (and stops the
+//! data stream). One round trip per file instead of two, which is what
+//! many-small-file trees are bound by.
+//!
 //! Download (`get`):
 //! 1. client → `GetOpen { transfer_id, path, resume }` where `resume` holds
 //!    the length and BLAKE3 of a local partial, if any.
@@ -73,13 +81,17 @@ pub use message::*;
 pub const ALPN: &[u8] = b"qftp/1";
 
 /// The protocol version carried in the hello exchange.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The default maximum size of one control frame's payload, in bytes.
 pub const DEFAULT_MAX_FRAME: usize = 1024 * 1024;
 
 /// No peer may configure a frame limit above this.
 pub const HARD_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// The largest file sent with [`message::Request::PutSmall`]: one exchange
+/// instead of two, and a receiver that may hold the whole file in memory.
+pub const SMALL_FILE_MAX: u64 = 64 * 1024;
 
 /// The largest number of entries sent in one listing chunk.
 pub const LIST_CHUNK_ENTRIES: usize = 512;

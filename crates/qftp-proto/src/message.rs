@@ -251,6 +251,23 @@ pub enum Request {
         /// The client's partial file, if it has one.
         resume: Option<ResumePoint>,
     },
+    /// Upload a small file in one exchange: its data stream (offset 0)
+    /// follows at once, without waiting for `PutReady`, and the whole
+    /// file's hash comes up front, so no `PutCommit` is needed. The server
+    /// answers `PutDone` or an error. `size` is at most
+    /// [`crate::SMALL_FILE_MAX`]; such files are never resumed.
+    PutSmall {
+        /// Chosen by the client, unique within the connection.
+        transfer_id: u64,
+        /// The final path of the file.
+        path: String,
+        /// The exact size of the whole file.
+        size: u64,
+        /// The modification time to give the stored file.
+        mtime: Timestamp,
+        /// BLAKE3 of the whole file.
+        hash: HashBytes,
+    },
 }
 
 impl Request {
@@ -273,6 +290,7 @@ impl Request {
             Request::PutCommit { .. } => "put-commit",
             Request::PutAbort { .. } => "put-abort",
             Request::GetOpen { .. } => "get-open",
+            Request::PutSmall { .. } => "put-small",
         }
     }
 }

@@ -465,6 +465,22 @@ async fn dispatch(context: &Context, id: u64, request: Request) {
             transfer::deliver_commit(context, id, transfer_id, hash)
         }
         Request::PutAbort { transfer_id } => transfer::abort_upload(context, transfer_id),
+        Request::PutSmall {
+            transfer_id,
+            path,
+            size,
+            mtime,
+            hash,
+        } => {
+            let small = transfer::SmallUpload {
+                transfer_id,
+                path,
+                size,
+                mtime,
+                hash,
+            };
+            transfer::upload_small(context, small).await
+        }
         Request::GetOpen {
             transfer_id,
             path,

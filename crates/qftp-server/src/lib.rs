@@ -19,6 +19,7 @@ pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod connection;
+pub mod durable;
 pub mod error;
 pub mod jail;
 pub mod partials;

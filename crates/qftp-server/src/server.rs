@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use crate::auth::LoginGuard;
 use crate::config::{ServerConfig, ServerRoot};
+use crate::durable::DirSyncer;
 use crate::quota::QuotaBook;
 use crate::userdb::UserDb;
 
@@ -31,6 +32,8 @@ pub struct ServerState {
     pub login_guard: LoginGuard,
     /// Per-user upload reservations.
     pub quotas: QuotaBook,
+    /// Directory flushes shared among concurrent uploads.
+    pub dir_sync: DirSyncer,
     connections: Arc<Semaphore>,
     per_user: Mutex<HashMap<String, usize>>,
 }
@@ -125,6 +128,7 @@ impl Server {
             connections: Arc::new(Semaphore::new(config.max_connections)),
             per_user: Mutex::new(HashMap::new()),
             quotas: QuotaBook::default(),
+            dir_sync: DirSyncer::default(),
             db,
             root,
             config,

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use qftp_proto::path::RemotePath;
 use qftp_proto::{DataHeader, EntryKind, ErrorKind, HashBytes, Response, ResumePoint, Timestamp};
@@ -68,77 +68,163 @@ struct Inbox {
     commit: Option<oneshot::Sender<Commit>>,
 }
 
+/// What the table knows of one transfer id.
+#[derive(Debug)]
+enum Entry {
+    /// A transfer is running (downloads have no inbox).
+    Open(Option<Inbox>),
+    /// A data stream that arrived before the request naming it: a small
+    /// upload sends both at once, on separate streams that may be read in
+    /// either order.
+    Early(DataHeader, quinn::RecvStream, Instant),
+    /// A transfer that ended before its data stream arrived; the stream is
+    /// stopped as soon as it does.
+    Ended(Instant),
+}
+
+/// How long a data stream may wait for its request, and an ended
+/// transfer's id for its data stream.
+const EARLY_WAIT: Duration = Duration::from_secs(10);
+
 /// The transfers open on one connection, by the ids the client chose.
 #[derive(Debug)]
 pub struct TransferTable {
-    open: Mutex<HashMap<u64, Option<Inbox>>>,
+    open: Mutex<HashMap<u64, Entry>>,
     downloads: Arc<Semaphore>,
+    max_early: usize,
 }
 
 impl TransferTable {
-    /// A table allowing `max_downloads` downloads to stream at once.
+    /// A table allowing `max_downloads` downloads to stream at once; at most
+    /// as many data streams may wait for their requests.
     pub fn new(max_downloads: usize) -> Self {
         Self {
             open: Mutex::new(HashMap::new()),
             downloads: Arc::new(Semaphore::new(max_downloads.max(1))),
+            max_early: max_downloads.max(1),
         }
     }
 
     fn claim(
         self: &Arc<Self>,
         transfer_id: u64,
-        inbox: Option<Inbox>,
+        mut inbox: Option<Inbox>,
     ) -> RequestResult<TransferSlot> {
         let mut open = self.open.lock().expect("transfer table lock");
-        if open.contains_key(&transfer_id) {
-            return Err(RequestError::new(
-                ErrorKind::Protocol,
-                format!("transfer id {transfer_id} is already in use"),
-            ));
+        Self::expire(&mut open, Instant::now());
+        match open.remove(&transfer_id) {
+            Some(Entry::Open(running)) => {
+                open.insert(transfer_id, Entry::Open(running));
+                return Err(RequestError::new(
+                    ErrorKind::Protocol,
+                    format!("transfer id {transfer_id} is already in use"),
+                ));
+            }
+            Some(Entry::Early(header, mut recv, _)) => {
+                match inbox.as_mut().and_then(|inbox| inbox.stream.take()) {
+                    Some(sender) => {
+                        if let Err((_, mut recv)) = sender.send((header, recv)) {
+                            let _ = recv.stop(stream_code::UNKNOWN_TRANSFER.into());
+                        }
+                    }
+                    None => {
+                        let _ = recv.stop(stream_code::UNKNOWN_TRANSFER.into());
+                    }
+                }
+            }
+            Some(Entry::Ended(_)) | None => {}
         }
-        open.insert(transfer_id, inbox);
+        open.insert(transfer_id, Entry::Open(inbox));
         Ok(TransferSlot {
             table: Arc::clone(self),
             transfer_id,
         })
     }
 
-    /// Hands a data stream to the upload it names, or stops it.
-    pub fn deliver_stream(&self, header: DataHeader, mut recv: quinn::RecvStream) {
-        let sender = self
-            .open
-            .lock()
-            .expect("transfer table lock")
-            .get_mut(&header.transfer_id)
-            .and_then(|inbox| inbox.as_mut())
-            .and_then(|inbox| inbox.stream.take());
-        match sender {
-            Some(sender) => {
+    /// Hands a data stream to the upload it names; keeps it a moment when
+    /// its request has not been read yet; stops it otherwise.
+    pub fn deliver_stream(self: &Arc<Self>, header: DataHeader, mut recv: quinn::RecvStream) {
+        let transfer_id = header.transfer_id;
+        let mut open = self.open.lock().expect("transfer table lock");
+        match open.get_mut(&transfer_id) {
+            Some(Entry::Open(Some(inbox))) if inbox.stream.is_some() => {
+                let sender = inbox.stream.take().expect("checked above");
                 if let Err((_, mut recv)) = sender.send((header, recv)) {
                     let _ = recv.stop(stream_code::UNKNOWN_TRANSFER.into());
                 }
             }
-            None => {
+            Some(Entry::Ended(_)) => {
+                open.remove(&transfer_id);
                 let _ = recv.stop(stream_code::UNKNOWN_TRANSFER.into());
+            }
+            Some(_) => {
+                let _ = recv.stop(stream_code::UNKNOWN_TRANSFER.into());
+            }
+            None => {
+                Self::expire(&mut open, Instant::now());
+                let waiting = open
+                    .values()
+                    .filter(|entry| matches!(entry, Entry::Early(..)))
+                    .count();
+                if waiting >= self.max_early {
+                    let _ = recv.stop(stream_code::UNKNOWN_TRANSFER.into());
+                    return;
+                }
+                let since = Instant::now();
+                open.insert(transfer_id, Entry::Early(header, recv, since));
+                drop(open);
+                // Stop the stream if no request claims it in time.
+                let table = Arc::downgrade(self);
+                tokio::spawn(async move {
+                    tokio::time::sleep(EARLY_WAIT).await;
+                    if let Some(table) = table.upgrade() {
+                        let mut open = table.open.lock().expect("transfer table lock");
+                        Self::expire(&mut open, since + EARLY_WAIT);
+                    }
+                });
             }
         }
     }
 
+    /// Drops early streams and ended ids older than [`EARLY_WAIT`] at `now`.
+    fn expire(open: &mut HashMap<u64, Entry>, now: Instant) {
+        open.retain(|_, entry| match entry {
+            Entry::Early(_, recv, since) if now.duration_since(*since) >= EARLY_WAIT => {
+                let _ = recv.stop(stream_code::UNKNOWN_TRANSFER.into());
+                false
+            }
+            Entry::Ended(since) => now.duration_since(*since) < EARLY_WAIT,
+            _ => true,
+        });
+    }
+
     fn take_commit(&self, transfer_id: u64) -> Option<oneshot::Sender<Commit>> {
-        self.open
+        match self
+            .open
             .lock()
             .expect("transfer table lock")
             .get_mut(&transfer_id)
-            .and_then(|inbox| inbox.as_mut())
-            .and_then(|inbox| inbox.commit.take())
+        {
+            Some(Entry::Open(Some(inbox))) => inbox.commit.take(),
+            _ => None,
+        }
     }
 
     fn forget(&self, transfer_id: u64) -> bool {
-        self.open
-            .lock()
-            .expect("transfer table lock")
-            .remove(&transfer_id)
-            .is_some()
+        let mut open = self.open.lock().expect("transfer table lock");
+        match open.remove(&transfer_id) {
+            Some(Entry::Open(Some(inbox))) if inbox.stream.is_some() => {
+                // Its data stream may still be on the way.
+                open.insert(transfer_id, Entry::Ended(Instant::now()));
+                true
+            }
+            Some(Entry::Open(_)) => true,
+            Some(other) => {
+                open.insert(transfer_id, other);
+                false
+            }
+            None => false,
+        }
     }
 }
 
@@ -444,15 +530,16 @@ async fn finish_upload(
             filetime::set_file_handle_times(&file, None, Some(mtime)).map_err(io_error)?;
         }
         file.sync_all().map_err(io_error)?;
-        let replaced = replaced_size(&dir, &name, &shown)?;
-        quota.commit(&state.db, &mut reservation, size, replaced, || {
-            dir.rename(&partial, &dir, &name).map_err(io_error)?;
-            // The directory handle itself may be a path-only descriptor,
-            // which cannot be synced; open the directory for reading.
-            dir.open(".")
-                .and_then(|directory| directory.into_std().sync_all())
-                .map_err(io_error)
-        })
+        place(
+            &state,
+            &quota,
+            &mut reservation,
+            &dir,
+            &partial,
+            &name,
+            size,
+            &shown,
+        )
     })
     .await
     .map_err(|_| RequestError::new(ErrorKind::Internal, "server error: task failed"))??;
@@ -461,6 +548,168 @@ async fn finish_upload(
         bytes_received: received,
         resumed: start,
     })
+}
+
+/// Renames a synced partial into its final name and charges the quota in
+/// one step, then makes the rename durable with a directory flush shared
+/// among the uploads finishing in that directory at the same time.
+#[allow(clippy::too_many_arguments)]
+fn place(
+    state: &ServerState,
+    quota: &crate::quota::UserQuota,
+    reservation: &mut Reservation,
+    dir: &cap_std::fs::Dir,
+    partial: &str,
+    name: &str,
+    size: u64,
+    shown: &str,
+) -> RequestResult<()> {
+    let io_error = |error: std::io::Error| RequestError::from_io(&error, shown);
+    // The directory handle itself may be a path-only descriptor, which
+    // cannot be synced; open the directory for reading.
+    let directory = dir.open(".").map_err(io_error)?.into_std();
+    let replaced = replaced_size(dir, name, shown)?;
+    quota.commit(&state.db, reservation, size, replaced, || {
+        dir.rename(partial, dir, name).map_err(io_error)
+    })?;
+    state.dir_sync.sync(&directory).map_err(io_error)
+}
+
+/// Serves `PutSmall`: receives the whole file into memory, then stores it
+/// in one blocking step (reserve, write, verify, sync, rename, charge).
+pub(crate) async fn upload_small(context: &Context, small: SmallUpload) -> HandlerResult {
+    let SmallUpload {
+        transfer_id,
+        path,
+        size,
+        mtime,
+        hash,
+    } = small;
+    // Claim the id first: the data stream may already be waiting, and if
+    // this upload fails, a stream still on its way is stopped on arrival.
+    let (stream_sender, stream_receiver) = oneshot::channel();
+    let _slot = context.transfers.claim(
+        transfer_id,
+        Some(Inbox {
+            stream: Some(stream_sender),
+            commit: None,
+        }),
+    )?;
+    if size > qftp_proto::SMALL_FILE_MAX {
+        return Err(RequestError::new(
+            ErrorKind::Protocol,
+            format!(
+                "{path}: {size} bytes is too large for a small upload (at most {})",
+                qftp_proto::SMALL_FILE_MAX
+            ),
+        ));
+    }
+    let path = parse_path(&path)?;
+    context
+        .session
+        .quota
+        .take_over(&path, Duration::from_secs(10))
+        .await;
+    let shown = path.to_string();
+    let failed = |message: &str| {
+        RequestError::new(ErrorKind::IntegrityMismatch, format!("{shown}: {message}"))
+    };
+    let timeout = context.state.config.idle_timeout();
+    let (header, mut recv) = tokio::select! {
+        stream = tokio::time::timeout(timeout, stream_receiver) => match stream {
+            Ok(Ok(stream)) => stream,
+            _ => return Err(failed("no data stream arrived")),
+        },
+        _ = context.connection.closed() => return Err(failed("connection closed")),
+    };
+    if header.offset != 0 {
+        let _ = recv.stop(stream_code::BAD_HEADER.into());
+        return Err(RequestError::new(
+            ErrorKind::Protocol,
+            format!("{shown}: a small upload starts at 0, not {}", header.offset),
+        ));
+    }
+    let body = pump::receive_small(&mut recv, size as usize, timeout, async {
+        context.connection.closed().await;
+    })
+    .await
+    .map_err(|error| failed(&error.to_string()))?;
+    let quota = Arc::clone(&context.session.quota);
+    let state = Arc::clone(&context.state);
+    let mtime = mtime.to_system_time();
+    context
+        .blocking(move |jail| {
+            if blake3::hash(&body).as_bytes() != &hash {
+                return Err(RequestError::new(
+                    ErrorKind::IntegrityMismatch,
+                    format!("{path}: BLAKE3 mismatch; the upload was discarded"),
+                ));
+            }
+            store_small(jail, &state, &quota, &path, &body, mtime)
+        })
+        .await?;
+    tracing::debug!(user = %context.session.user, path = %shown, size, "small upload stored");
+    Ok(Some(Response::PutDone {
+        bytes_received: size,
+        resumed: 0,
+    }))
+}
+
+/// A `PutSmall` request.
+#[derive(Debug)]
+pub(crate) struct SmallUpload {
+    pub transfer_id: u64,
+    pub path: String,
+    pub size: u64,
+    pub mtime: Timestamp,
+    pub hash: HashBytes,
+}
+
+/// Writes a verified small file under its partial name, makes it durable and
+/// moves it into place, with the quota reserved before the first byte and
+/// charged at the rename.
+fn store_small(
+    jail: &Jail,
+    state: &Arc<ServerState>,
+    quota: &Arc<crate::quota::UserQuota>,
+    path: &RemotePath,
+    body: &[u8],
+    mtime: Option<std::time::SystemTime>,
+) -> RequestResult<()> {
+    let shown = path.to_string();
+    let size = body.len() as u64;
+    let (prepared, mut reservation) = prepare_upload(jail, path, size, false, |replaced| {
+        quota.reserve(&state.db, path, size, replaced)
+    })?;
+    let PreparedUpload {
+        dir,
+        name,
+        partial,
+        mut file,
+        ..
+    } = prepared;
+    let io_error = |error: std::io::Error| RequestError::from_io(&error, &shown);
+    let written = std::io::Write::write_all(&mut file, body).and_then(|()| {
+        if let Some(mtime) = mtime {
+            let mtime = filetime::FileTime::from_system_time(mtime);
+            filetime::set_file_handle_times(&file, None, Some(mtime))?;
+        }
+        file.sync_all()
+    });
+    if let Err(error) = written {
+        let _ = dir.remove_file(&partial);
+        return Err(io_error(error));
+    }
+    place(
+        state,
+        quota,
+        &mut reservation,
+        &dir,
+        &partial,
+        &name,
+        size,
+        &shown,
+    )
 }
 
 /// The size of the regular file an upload to `name` in `dir` would replace

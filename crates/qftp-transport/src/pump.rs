@@ -295,3 +295,51 @@ pub async fn receive_file(
     }
     Ok((file, hasher))
 }
+
+/// Receives a whole small file of exactly `expected` bytes into memory (the
+/// caller bounds `expected`), with the same stall, cancel and too-long rules
+/// as [`receive_file`]. Small files skip the disk thread: the caller writes
+/// them in the same blocking step that commits them.
+pub async fn receive_small(
+    recv: &mut quinn::RecvStream,
+    expected: usize,
+    stall_timeout: Duration,
+    cancel: impl std::future::Future<Output = ()>,
+) -> Result<Vec<u8>, PumpError> {
+    let mut body = Vec::with_capacity(expected);
+    tokio::pin!(cancel);
+    loop {
+        // One byte more than due is enough to tell a stream that is too long.
+        let room = expected - body.len() + 1;
+        let read = tokio::select! {
+            read = tokio::time::timeout(stall_timeout, recv.read_chunk(room, true)) => match read {
+                Ok(read) => read,
+                Err(_) => {
+                    let _ = recv.stop(STOP_FAILED.into());
+                    return Err(PumpError::Stalled(stall_timeout));
+                }
+            },
+            () = &mut cancel => {
+                let _ = recv.stop(STOP_FAILED.into());
+                return Err(PumpError::Cancelled);
+            }
+        };
+        match read {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.bytes.len() > expected {
+                    let _ = recv.stop(STOP_TOO_LONG.into());
+                    return Err(PumpError::TooLong);
+                }
+                body.extend_from_slice(&chunk.bytes);
+            }
+            Ok(None) if body.len() == expected => return Ok(body),
+            Ok(None) => {
+                return Err(PumpError::Short {
+                    received: body.len() as u64,
+                    expected: expected as u64,
+                });
+            }
+            Err(error) => return Err(PumpError::Stream(error.to_string())),
+        }
+    }
+}
