@@ -278,6 +278,7 @@ fn transfers_complete_over_a_slow_lossy_path() {
         Impairment {
             delay: Duration::from_millis(25),
             loss: 0.01,
+            ..Default::default()
         },
     );
     let lossy = TestClient::new();
