@@ -18,7 +18,7 @@ use qftp_proto::{EntryInfo, EntryKind, ErrorKind};
 use qftp_transport::Fingerprint;
 
 use crate::batch::{self, BatchReport};
-use crate::connection::{Client, ConnectOptions, host_key, split_host_port};
+use crate::connection::{CLIENT_IDLE_TIMEOUT, Client, ConnectOptions, host_key, split_host_port};
 use crate::error::ClientError;
 use crate::progress::{ProgressBars, should_draw};
 use crate::settings::{KNOWN_HOSTS_FILE, SavedSession, config_dir};
@@ -38,6 +38,19 @@ pub struct Cli {
     /// Show more detail, including the cause chain of errors.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Give up on a silent server after this many seconds (2 to 60; 20
+    /// when not given). A longer timeout rides out longer network outages, a
+    /// shorter one notices a dead path sooner; an interrupted transfer
+    /// resumes when run again. Keep-alives go out every third of it, which
+    /// keeps them inside the server's own idle timeout (60 s by default).
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        env = "QFTP_IDLE_TIMEOUT",
+        value_parser = clap::value_parser!(u64).range(2..=60)
+    )]
+    pub idle_timeout: Option<u64>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -312,16 +325,19 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let idle_timeout = cli
+        .idle_timeout
+        .map_or(CLIENT_IDLE_TIMEOUT, std::time::Duration::from_secs);
     match cli.command {
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "qftp", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Login(args) => runtime()?.block_on(login(args)),
-        Command::Logout => runtime()?.block_on(logout()),
+        Command::Login(args) => runtime()?.block_on(login(args, idle_timeout)),
+        Command::Logout => runtime()?.block_on(logout(idle_timeout)),
         Command::Shell => {
             let runtime = runtime()?;
-            let mut session = runtime.block_on(connect_saved())?;
+            let mut session = runtime.block_on(connect_saved(idle_timeout))?;
             let code = crate::shell::run(&runtime, &mut session);
             runtime.block_on(session.client.close());
             code
@@ -329,7 +345,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         command => {
             let runtime = runtime()?;
             runtime.block_on(async {
-                let mut session = connect_saved().await?;
+                let mut session = connect_saved(idle_timeout).await?;
                 let result = execute(&mut session, command).await;
                 session.client.close().await;
                 result
@@ -359,7 +375,7 @@ fn read_password(args: &LoginArgs, user: &str, host: &str) -> anyhow::Result<Str
     Ok(password)
 }
 
-async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
+async fn login(args: LoginArgs, idle_timeout: std::time::Duration) -> anyhow::Result<ExitCode> {
     let config = config_dir()?;
     let (user, server) = match args.server.split_once('@') {
         Some((user, server)) => (user.to_owned(), server.to_owned()),
@@ -382,6 +398,7 @@ async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     };
     let mut options = ConnectOptions::new(key.clone(), trust.clone());
     options.known_hosts = Some(known.path().to_owned());
+    options.idle_timeout = idle_timeout;
     let client = Client::connect(&options).await?;
     if let Some(fingerprint) = client.server_fingerprint() {
         let accepted = match trust {
@@ -424,12 +441,12 @@ async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn logout() -> anyhow::Result<ExitCode> {
+async fn logout(idle_timeout: std::time::Duration) -> anyhow::Result<ExitCode> {
     let config = config_dir()?;
     if SavedSession::load(&config)?.is_none() {
         anyhow::bail!(ClientError::NotLoggedIn);
     }
-    let revoked = match connect_saved().await {
+    let revoked = match connect_saved(idle_timeout).await {
         Ok(session) => {
             let result = session.client.logout().await;
             session.client.close().await;
@@ -447,8 +464,9 @@ async fn logout() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Connects with the saved session.
-pub async fn connect_saved() -> anyhow::Result<Session> {
+/// Connects with the saved session; a connection silent for `idle_timeout`
+/// is given up.
+pub async fn connect_saved(idle_timeout: std::time::Duration) -> anyhow::Result<Session> {
     let config = config_dir()?;
     let saved = SavedSession::load(&config)?.ok_or(ClientError::NotLoggedIn)?;
     let known = known_hosts(&config)?;
@@ -463,6 +481,7 @@ pub async fn connect_saved() -> anyhow::Result<Session> {
     };
     let mut options = ConnectOptions::new(saved.server.clone(), trust);
     options.known_hosts = Some(known.path().to_owned());
+    options.idle_timeout = idle_timeout;
     let client = Client::connect(&options).await?;
     match client.authenticate(&saved.token).await {
         Ok(_) => {}
