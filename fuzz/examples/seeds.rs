@@ -80,6 +80,13 @@ fn requests() -> Vec<Request> {
             transfer_id: 3,
             hash: [0xAB; 32],
         },
+        Request::PutSmall {
+            transfer_id: 4,
+            path: "/site/index.html".into(),
+            size: 512,
+            mtime,
+            hash: [0x5A; 32],
+        },
         Request::PutAbort { transfer_id: 3 },
         Request::GetOpen {
             transfer_id: u64::MAX,

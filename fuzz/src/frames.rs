@@ -208,7 +208,7 @@ fn visit_timestamp(stamp: Timestamp) {
 fn visit_request(request: &Request) {
     assert!(!request.kind().is_empty());
     match request {
-        Request::PutOpen { mtime, .. } => visit_timestamp(*mtime),
+        Request::PutOpen { mtime, .. } | Request::PutSmall { mtime, .. } => visit_timestamp(*mtime),
         Request::Symlink { target, .. } => {
             let _ = qftp_proto::path::link_target_stays_inside(0, target);
         }
