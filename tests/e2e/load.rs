@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use qftp_client::{Client, ConnectOptions, Trust};
 
-use crate::support::{TestClient, TestServer, file_hash, text, write_random};
+use crate::support::{TestClient, TestServer, file_hash, text, wait_until, write_random};
 
 const KIB: u64 = 1024;
 const MIB: f64 = 1024.0 * 1024.0;
@@ -113,6 +113,11 @@ fn settled_rss(pid: u32, limit: Duration) -> u64 {
         }
     }
     rss_bytes(pid)
+}
+
+/// How many file descriptors a process holds.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
 }
 
 fn emit(line: &serde_json::Value) {
@@ -419,7 +424,7 @@ fn ensure_open_files(needed: u64) -> Result<(), String> {
     }
 }
 
-/// Connects with the session token; answers the user name.
+/// Connects and authenticates with the session token.
 async fn open_authenticated(options: &ConnectOptions, token: &str) -> Result<Client, String> {
     let client = Client::connect(options)
         .await
@@ -431,11 +436,113 @@ async fn open_authenticated(options: &ConnectOptions, token: &str) -> Result<Cli
     Ok(client)
 }
 
+/// What one round of idle connections showed.
+struct IdleRound {
+    failures: Vec<String>,
+    /// Connections that answered WhoAmI while all were open.
+    alive: usize,
+    rss_with: u64,
+    fds_with: usize,
+    rss_after: u64,
+    fds_after: usize,
+    seconds_to_open: f64,
+}
+
+/// Opens `count` connections authenticated with `token`, checks that each
+/// answers while all are open, then closes them all.
+fn idle_round(
+    runtime: &tokio::runtime::Runtime,
+    options: &Arc<ConnectOptions>,
+    token: &Arc<String>,
+    count: usize,
+    pid: u32,
+    fds_before: usize,
+) -> IdleRound {
+    let started = Instant::now();
+    let (open, mut failures) = runtime.block_on(async {
+        // A bounded number of handshakes at a time; every connection is kept.
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(16));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..count {
+            let (options, token, handshakes) = (
+                Arc::clone(options),
+                Arc::clone(token),
+                Arc::clone(&handshakes),
+            );
+            tasks.spawn(async move {
+                let _permit = handshakes.acquire_owned().await.expect("semaphore");
+                tokio::time::timeout(
+                    Duration::from_secs(120),
+                    open_authenticated(&options, &token),
+                )
+                .await
+                .unwrap_or_else(|_| Err("no answer within 120 s".into()))
+            });
+        }
+        let mut open = Vec::new();
+        let mut failures = Vec::new();
+        while let Some(result) = tasks.join_next().await {
+            match result.expect("a connection task panicked") {
+                Ok(client) => open.push(client),
+                Err(error) => failures.push(error),
+            }
+        }
+        (open, failures)
+    });
+    // With every connection open, each must still answer.
+    let (alive, answer_failures) = runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for client in &open {
+            let client = client.clone();
+            tasks.spawn(async move {
+                tokio::time::timeout(Duration::from_secs(60), client.who_am_i())
+                    .await
+                    .map_err(|_| "WhoAmI: no answer within 60 s".to_owned())?
+                    .map_err(|error| format!("WhoAmI: {error}"))
+            });
+        }
+        let mut alive = 0;
+        let mut failures = Vec::new();
+        while let Some(result) = tasks.join_next().await {
+            match result.expect("a WhoAmI task panicked") {
+                Ok((user, _)) if user == "idle" => alive += 1,
+                Ok((user, _)) => failures.push(format!("WhoAmI answered {user:?}")),
+                Err(error) => failures.push(error),
+            }
+        }
+        (alive, failures)
+    });
+    failures.extend(answer_failures);
+    let seconds_to_open = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+    let rss_with = settled_rss(pid, Duration::from_secs(10));
+    let fds_with = open_fds(pid);
+    runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for client in open {
+            tasks.spawn(async move { client.close().await });
+        }
+        while tasks.join_next().await.is_some() {}
+    });
+    // Every authenticated session holds its home directory open, so the
+    // server's descriptors show when the sessions are really gone.
+    wait_until(Duration::from_secs(30), || open_fds(pid) <= fds_before);
+    let rss_after = settled_rss(pid, Duration::from_secs(30));
+    IdleRound {
+        failures,
+        alive,
+        rss_with,
+        fds_with,
+        rss_after,
+        fds_after: open_fds(pid),
+        seconds_to_open,
+    }
+}
+
 #[test]
 fn many_idle_connections_are_held_and_released() {
     let connections = env_count("QFTP_STRESS_IDLE_CONNECTIONS", 200);
-    // Each connection is one UDP socket here; the server needs a few
-    // descriptors per connection at most. Leave room for the rest.
+    // Each connection is one UDP socket here and one home directory handle
+    // in the server (which inherits this limit); leave room for the rest.
     if let Err(reason) = ensure_open_files(2 * connections as u64 + 512) {
         eprintln!("skipping the idle connections scenario: {reason}");
         return;
@@ -467,76 +574,13 @@ fn many_idle_connections_are_held_and_released() {
         token
     });
     let rss_before = settled_rss(pid, Duration::from_secs(10));
+    let fds_before = open_fds(pid);
 
     let options = Arc::new(options);
     let token = Arc::new(token);
-    let started = Instant::now();
-    let (open, mut failures) = runtime.block_on(async {
-        // A bounded number of handshakes at a time, all connections kept.
-        let handshakes = Arc::new(tokio::sync::Semaphore::new(16));
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..connections {
-            let (options, token, handshakes) = (
-                Arc::clone(&options),
-                Arc::clone(&token),
-                Arc::clone(&handshakes),
-            );
-            tasks.spawn(async move {
-                let _permit = handshakes.acquire_owned().await.expect("semaphore");
-                tokio::time::timeout(
-                    Duration::from_secs(120),
-                    open_authenticated(&options, &token),
-                )
-                .await
-                .unwrap_or_else(|_| Err("no answer within 120 s".into()))
-            });
-        }
-        let mut open = Vec::new();
-        let mut failures = Vec::new();
-        while let Some(result) = tasks.join_next().await {
-            match result.expect("a connection task panicked") {
-                Ok(client) => open.push(client),
-                Err(error) => failures.push(error),
-            }
-        }
-        (open, failures)
-    });
-    // With every connection open, each must still answer.
-    let alive = runtime.block_on(async {
-        let mut tasks = tokio::task::JoinSet::new();
-        for client in &open {
-            let client = client.clone();
-            tasks.spawn(async move {
-                tokio::time::timeout(Duration::from_secs(60), client.who_am_i())
-                    .await
-                    .map_err(|_| "WhoAmI: no answer within 60 s".to_owned())?
-                    .map_err(|error| format!("WhoAmI: {error}"))
-            });
-        }
-        let mut alive = 0;
-        let mut failures = Vec::new();
-        while let Some(result) = tasks.join_next().await {
-            match result.expect("a WhoAmI task panicked") {
-                Ok((user, _)) if user == "idle" => alive += 1,
-                Ok((user, _)) => failures.push(format!("WhoAmI answered {user:?}")),
-                Err(error) => failures.push(error),
-            }
-        }
-        (alive, failures)
-    });
-    let (alive, answer_failures) = alive;
-    failures.extend(answer_failures);
-    let opened_in = started.elapsed();
-    let rss_with = settled_rss(pid, Duration::from_secs(10));
-
-    runtime.block_on(async {
-        let mut tasks = tokio::task::JoinSet::new();
-        for client in open {
-            tasks.spawn(async move { client.close().await });
-        }
-        while tasks.join_next().await.is_some() {}
-    });
-    let rss_after = settled_rss(pid, Duration::from_secs(30));
+    // Two rounds: the second shows whether the first's memory is reused.
+    let first = idle_round(&runtime, &options, &token, connections, pid, fds_before);
+    let second = idle_round(&runtime, &options, &token, connections, pid, fds_before);
     let rss_peak = hwm_bytes(pid);
 
     // The server must still serve a new client normally.
@@ -550,38 +594,66 @@ fn many_idle_connections_are_held_and_released() {
     client.ok(&["get", "--quiet", "after.bin", path_str(&back)]);
     let round_trip = matches(&back, &file_hash(&source));
 
+    let failures: Vec<&String> = first.failures.iter().chain(&second.failures).collect();
+    let growth = first.rss_with.saturating_sub(rss_before);
     emit(&serde_json::json!({
         "scenario": format!("load: {connections} idle connections"),
-        "rounds": connections,
+        "rounds": 2 * connections,
         "failures": failures.len(),
         "data_lost": usize::from(!round_trip),
         "server_rss_peak_mib": mib(rss_peak),
         "server_rss_idle_mib": mib(rss_before),
         "server_rss_before_mib": mib(rss_before),
-        "server_rss_with_mib": mib(rss_with),
-        "server_rss_after_mib": mib(rss_after),
-        "kib_per_connection": (rss_with.saturating_sub(rss_before) / KIB) as f64
-            / connections as f64,
-        "alive": alive,
-        "seconds_to_open": (opened_in.as_secs_f64() * 10.0).round() / 10.0,
+        "server_rss_with_mib": mib(first.rss_with),
+        "server_rss_after_mib": mib(first.rss_after),
+        "server_rss_with_again_mib": mib(second.rss_with),
+        "server_rss_after_again_mib": mib(second.rss_after),
+        "kib_per_connection": ((growth / KIB) as f64 / connections as f64).round(),
+        "alive": first.alive + second.alive,
+        "server_fds_before": fds_before,
+        "server_fds_with": first.fds_with,
+        "server_fds_after": second.fds_after,
+        "seconds_to_open": first.seconds_to_open,
     }));
     assert!(
         failures.is_empty(),
-        "{} of {connections} connections failed: {:?}",
+        "{} of {} connections failed: {:?}",
         failures.len(),
+        2 * connections,
         &failures[..failures.len().min(10)]
     );
-    assert_eq!(alive, connections);
+    assert_eq!(first.alive, connections);
+    assert_eq!(second.alive, connections);
     assert!(round_trip, "a new client's round trip after the load");
-    // BOUND
-    let bound = rss_before + rss_before / 4 + 32 * 1024 * KIB;
+    // Closed connections give back their sessions (each holds a directory
+    // handle); a few descriptors of slack for the server's own files.
+    for round in [&first, &second] {
+        assert!(
+            round.fds_after <= fds_before + 4,
+            "the server holds {} descriptors after the connections closed, {fds_before} before",
+            round.fds_after
+        );
+    }
+    // Memory. Measured (debug build): about 125-140 KiB per idle connection,
+    // and the resident set does NOT fall back after they close (200: 10 ->
+    // 37 -> 37 MiB; 1,000: 10 -> 129 -> 129 MiB): glibc's malloc keeps the
+    // freed heap for reuse. So "back to the baseline" cannot be asserted;
+    // what must hold is that the memory is reused rather than leaked: with
+    // 300 connections three rounds measured 48.0, 49.2 and 49.3 MiB. A leak
+    // of even half the per-connection cost would put the second round at
+    // least half the first round's growth above the first; 8 MiB absorb
+    // allocator noise. Closing must not make things grow either.
+    let reuse_bound = first.rss_with + growth / 2 + 8 * 1024 * KIB;
     assert!(
-        rss_after <= bound,
-        "server RSS stayed at {} MiB after all {connections} connections closed \
-         (before {} MiB, with them {} MiB, bound {} MiB)",
-        mib(rss_after),
+        second.rss_with <= reuse_bound && second.rss_after <= reuse_bound,
+        "server RSS grew from one round of {connections} connections to the next: \
+         before {} MiB, first round {} MiB (after closing {} MiB), second round {} MiB \
+         (after closing {} MiB), bound {} MiB",
         mib(rss_before),
-        mib(rss_with),
-        mib(bound)
+        mib(first.rss_with),
+        mib(first.rss_after),
+        mib(second.rss_with),
+        mib(second.rss_after),
+        mib(reuse_bound)
     );
 }
