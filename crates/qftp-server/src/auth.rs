@@ -304,7 +304,7 @@ impl LoginGuard {
             .user(user)
             .map_err(|error| LoginError::Internal(error.to_string()))?;
         let hash = record.as_ref().map(|record| record.password_hash.clone());
-        let matches = self.verify(hash, password).await?;
+        let matches = self.verify(address, hash, password).await?;
         match record {
             Some(record) if matches => {
                 self.clear_failures(address, user);
@@ -325,11 +325,24 @@ impl LoginGuard {
 
     /// Verifies `password` against `hash` (the dummy when `None`) on a
     /// blocking thread, holding one hashing permit.
-    async fn verify(&self, hash: Option<String>, password: &str) -> Result<bool, LoginError> {
+    ///
+    /// The block is checked again once the permit is held: attempts that
+    /// queued for a permit while the address was still allowed (one per
+    /// connection of a flood, all arriving at once) are refused without
+    /// hashing as soon as the failures before them blocked the address.
+    async fn verify(
+        &self,
+        address: IpAddr,
+        hash: Option<String>,
+        password: &str,
+    ) -> Result<bool, LoginError> {
         let permit = Arc::clone(&self.hashing)
             .acquire_owned()
             .await
             .map_err(|error| LoginError::Internal(error.to_string()))?;
+        if let Some(retry_after) = self.blocked_for(address) {
+            return Err(LoginError::Blocked { retry_after });
+        }
         let password = password.to_owned();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -546,6 +559,40 @@ mod tests {
             .expect("blocked login must not wait for hashing");
         assert!(matches!(result, Err(LoginError::Blocked { .. })));
         assert_eq!(guard.hashing.available_permits(), 0);
+    }
+
+    #[tokio::test]
+    async fn attempts_queued_for_hashing_are_refused_once_the_address_is_blocked() {
+        let (_dir, db) = database_with_alice();
+        let db = Arc::new(db);
+        let guard = Arc::new(LoginGuard::new(LoginLimits {
+            hashing_concurrency: 1,
+            ..test_limits()
+        }));
+        // Hold the only permit so that every attempt passes the first check
+        // and then waits for hashing, as a flood over many connections does.
+        let held = Arc::clone(&guard.hashing).acquire_owned().await.unwrap();
+        let attempts: Vec<_> = (0..10)
+            .map(|_| {
+                let (guard, db) = (Arc::clone(&guard), Arc::clone(&db));
+                tokio::spawn(async move { guard.login(&db, ADDRESS, "alice", "wrong").await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for _ in 0..5 {
+            guard.record_failure(ADDRESS, "alice");
+        }
+        drop(held);
+        for attempt in attempts {
+            let result = tokio::time::timeout(TIMEOUT, attempt)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                matches!(result, Err(LoginError::Blocked { .. })),
+                "{result:?}"
+            );
+        }
     }
 
     #[tokio::test]
