@@ -262,21 +262,17 @@ impl UserDb {
     /// Atomically adds `delta` (possibly negative) to a user's bytes used,
     /// never going below zero, and returns the new value.
     pub fn add_used(&self, name: &str, delta: i64) -> Result<u64, DbError> {
-        let mut connection = self.lock();
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let used: i64 = transaction
-            .query_row("SELECT used FROM users WHERE name = ?1", [name], |row| {
-                row.get(0)
-            })
+        // One cached statement: this runs once per stored file, so neither
+        // an explicit transaction nor parsing SQL each time is worth paying.
+        let connection = self.lock();
+        let mut statement = connection.prepare_cached(
+            "UPDATE users SET used = max(0, min(used + ?2, 9223372036854775807)) \
+             WHERE name = ?1 RETURNING used",
+        )?;
+        let updated: i64 = statement
+            .query_row(params![name, delta], |row| row.get(0))
             .optional()?
             .ok_or_else(|| DbError::NoSuchUser(name.to_owned()))?;
-        let updated = (i128::from(used) + i128::from(delta)).clamp(0, i128::from(i64::MAX));
-        let updated = i64::try_from(updated).unwrap_or(i64::MAX);
-        transaction.execute(
-            "UPDATE users SET used = ?2 WHERE name = ?1",
-            params![name, updated],
-        )?;
-        transaction.commit()?;
         to_unsigned("used", updated)
     }
 
