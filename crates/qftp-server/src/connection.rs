@@ -5,7 +5,10 @@
 //! other request gets `NotAuthenticated`. After it, each request runs as its
 //! own task (bounded per connection) so a slow listing or a long upload
 //! never holds up the next request; answers go back through one writer task.
-//! Data streams are accepted here and handed to the transfer they name.
+//! Every request first checks that the session is still valid (not expired,
+//! not revoked), except the commit or abort of an upload opened while it was
+//! and the logout itself. Data streams are accepted here and handed to the
+//! transfer they name.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -405,8 +408,48 @@ async fn serve_requests(
     }
 }
 
+/// Whether `request` needs the session to be valid right now. Finishing or
+/// abandoning an upload opened while it was valid, and logging out, do not.
+fn needs_live_session(request: &Request) -> bool {
+    !matches!(
+        request,
+        Request::PutCommit { .. } | Request::PutAbort { .. } | Request::Logout
+    )
+}
+
+/// Checks that the connection's session has neither expired nor been
+/// revoked (by a logout elsewhere, a password change or the user's
+/// deletion): a connection does not outlive the session it was opened with.
+fn check_session(context: &Context) -> RequestResult<()> {
+    let now = Timestamp::now().secs;
+    match context
+        .state
+        .db
+        .session_user(&context.session.token_hash, now)
+    {
+        Ok(Some(user)) if user == context.session.user => Ok(()),
+        Ok(_) => Err(RequestError::new(
+            ErrorKind::SessionExpired,
+            "session expired or revoked; log in again with `qftp login`",
+        )),
+        Err(error) => {
+            tracing::error!(%error, "reading a session");
+            Err(RequestError::new(
+                ErrorKind::Internal,
+                "server error: user database unavailable",
+            ))
+        }
+    }
+}
+
 async fn dispatch(context: &Context, id: u64, request: Request) {
     let kind = request.kind();
+    if needs_live_session(&request)
+        && let Err(error) = check_session(context)
+    {
+        context.reply_error(id, kind, error).await;
+        return;
+    }
     let result = match request {
         Request::Login { .. } | Request::Authenticate { .. } => Err(RequestError::new(
             ErrorKind::Protocol,
