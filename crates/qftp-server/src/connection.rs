@@ -47,6 +47,9 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUESTS_IN_FLIGHT: usize = 256;
 /// The largest data-stream header frame accepted.
 const DATA_HEADER_LIMIT: usize = 64;
+/// The largest file an upload may declare: file sizes and offsets are
+/// signed 64-bit numbers on disk, so nothing larger can ever be stored.
+const MAX_UPLOAD_SIZE: u64 = i64::MAX as u64;
 
 /// An authenticated user on this connection.
 #[derive(Debug)]
@@ -487,6 +490,10 @@ async fn dispatch(context: &Context, id: u64, request: Request) {
             Err(error) => Err(error),
         },
         Request::Rename { from, to } => rename(context, &from, &to).await,
+        Request::PutOpen { path, size, .. } if size > MAX_UPLOAD_SIZE => Err(RequestError::new(
+            ErrorKind::LimitReached,
+            format!("{path}: a file of {size} bytes is larger than any file the server can store"),
+        )),
         Request::PutOpen {
             transfer_id,
             path,
