@@ -271,7 +271,9 @@ async fn login(
     {
         Ok(record) => record,
         Err(LoginError::Blocked { retry_after }) => {
-            tracing::warn!(%remote, user, "login refused: too many failures from this address");
+            // The block itself was logged once as a warning; a flood of
+            // refused attempts must not become a flood of log lines.
+            tracing::debug!(%remote, user, "login refused: too many failures from this address");
             let retry_after_secs = retry_after.as_secs().max(1);
             return Err(RequestError::new(
                 ErrorKind::TooManyAttempts { retry_after_secs },
