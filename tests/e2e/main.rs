@@ -1,6 +1,7 @@
 //! End-to-end tests: real servers on 127.0.0.1, real `qftp` processes.
 
 mod accounts;
+mod attacks;
 mod crash;
 mod integrity;
 mod jail;
