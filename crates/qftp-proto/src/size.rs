@@ -5,7 +5,7 @@ use std::fmt;
 /// A size could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "invalid size {input:?}: expected a number with an optional unit (B, KB, KiB, MB, MiB, GB, GiB, TB, TiB) or \"unlimited\""
+    "invalid size {input:?}: expected a number with an optional unit (B, KB, KiB, MB, MiB, GB, GiB, TB, TiB, PB, PiB, EB, EiB) or \"unlimited\""
 )]
 pub struct SizeError {
     input: String,
@@ -71,6 +71,10 @@ pub fn parse_size(input: &str) -> Result<u64, SizeError> {
         "gib" => 1 << 30,
         "t" | "tb" => 1_000_000_000_000,
         "tib" => 1 << 40,
+        "p" | "pb" => 1_000_000_000_000_000,
+        "pib" => 1 << 50,
+        "e" | "eb" => 1_000_000_000_000_000_000,
+        "eib" => 1 << 60,
         _ => return Err(error()),
     };
     if number.is_empty() || number.matches('.').count() > 1 {
@@ -157,5 +161,8 @@ mod tests {
         assert_eq!(format_size(1536), "1.50 KiB");
         assert_eq!(format_size(10 << 20), "10 MiB");
         assert_eq!(parse_size(&format_size(3 << 30)).unwrap(), 3 << 30);
+        // Every unit that is written can be read back.
+        assert_eq!(parse_size(&format_size(5 << 50)).unwrap(), 5 << 50);
+        assert_eq!(parse_size(&format_size(3 << 60)).unwrap(), 3 << 60);
     }
 }
