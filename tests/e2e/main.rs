@@ -7,6 +7,7 @@ mod integrity;
 mod jail;
 mod load;
 mod navigation;
+mod network;
 mod protocol;
 mod quota;
 mod relay;
