@@ -469,3 +469,22 @@ async fn relay(
         }
     }
 }
+
+#[test]
+fn the_relay_generator_replays_from_its_seed_and_stays_in_range() {
+    let draw = |seed: u64| {
+        let mut rng = Rng::new(SplitMix(seed).next());
+        (0..1000).map(|_| rng.unit()).collect::<Vec<_>>()
+    };
+    let first = draw(42);
+    assert_eq!(first, draw(42), "the same seed gives the same choices");
+    assert_ne!(first, draw(43), "another seed gives other choices");
+    assert!(first.iter().all(|value| (0.0..1.0).contains(value)));
+    let mut rng = Rng::new(7);
+    let hits = (0..100_000).filter(|_| rng.chance(0.05)).count();
+    assert!(
+        (4_000..6_000).contains(&hits),
+        "5% came out as {hits} in 100000"
+    );
+    assert!(!(0..1000).any(|_| rng.chance(0.0)));
+}
