@@ -449,6 +449,20 @@ fn check_ledger(stage: &str, server: &TestServer, client: &TestClient, findings:
                     "{stage}: ledger drift: the server counts {} B used ({} B reserved), the home holds {disk} B",
                     second.used, second.reserved
                 ));
+                let listing: Vec<String> = scan(&server.home(USER))
+                    .iter()
+                    .filter_map(|(path, found)| match found {
+                        Found::File { size, .. } => Some(format!("{path} {size}")),
+                        _ => None,
+                    })
+                    .collect();
+                eprintln!(
+                    "crash: {stage}: the home at the drift: {}",
+                    listing.join(", ")
+                );
+                // Set the ledger right, so that the next rounds find their
+                // own drift rather than this one again.
+                let _ = server.admin(&["user", "rescan", USER]).output();
                 return;
             }
             Err(error) if late => {
