@@ -31,6 +31,7 @@ use serde::Serialize;
 
 use crate::cpu;
 use crate::data::{self, DataSet};
+use crate::link;
 use crate::peers::{self, Peers};
 use crate::process;
 use crate::report::{Machine, Report, Sample, ScenarioReport, Series};
@@ -84,6 +85,24 @@ pub enum Scenario {
     #[value(name = "resync-1k-1m")]
     #[serde(rename = "resync-1k-1m")]
     Resync1k1m,
+    /// `qftp put` of 256 MiB between two network namespaces over a veth
+    /// link (MTU 1500) without impairment, with scp and qcp beside it.
+    #[value(name = "link-plain")]
+    #[serde(rename = "link-plain")]
+    LinkPlain,
+    /// The same with 25 ms delay each way (50 ms round trip).
+    #[value(name = "link-delay")]
+    #[serde(rename = "link-delay")]
+    LinkDelay,
+    /// The same with 25 ms delay and 1 % loss each way.
+    #[value(name = "link-loss")]
+    #[serde(rename = "link-loss")]
+    LinkLoss,
+    /// 1 GiB from memory to nothing over one QUIC stream on loopback with
+    /// qftp's transport settings: the ceiling of `put-1g`.
+    #[value(name = "mem-ceiling")]
+    #[serde(rename = "mem-ceiling")]
+    MemCeiling,
 }
 
 /// What a scenario does.
@@ -97,6 +116,10 @@ enum Kind {
     Sync,
     /// `qftp sync` again, with nothing changed.
     Resync,
+    /// `qftp put` between network namespaces ([`crate::link`]).
+    Link,
+    /// Memory to memory over QUIC ([`crate::memceiling`]).
+    Memory,
 }
 
 impl Scenario {
@@ -110,6 +133,25 @@ impl Scenario {
             Self::Resync10k => "resync-10k",
             Self::Sync1k1m => "sync-1k-1m",
             Self::Resync1k1m => "resync-1k-1m",
+            Self::LinkPlain => "link-plain",
+            Self::LinkDelay => "link-delay",
+            Self::LinkLoss => "link-loss",
+            Self::MemCeiling => "mem-ceiling",
+        }
+    }
+
+    /// Whether it runs against the loopback server (and with `cp` references).
+    fn on_loopback(self) -> bool {
+        !matches!(self.kind(), Kind::Link | Kind::Memory)
+    }
+
+    /// The impairment of a link scenario.
+    fn impairment(self) -> Option<link::Impairment> {
+        match self {
+            Self::LinkPlain => Some(link::Impairment::Plain),
+            Self::LinkDelay => Some(link::Impairment::Delay),
+            Self::LinkLoss => Some(link::Impairment::Loss),
+            _ => None,
         }
     }
 
@@ -119,12 +161,15 @@ impl Scenario {
             Self::Get1g => Kind::Get,
             Self::Sync10k | Self::Sync1k1m => Kind::Sync,
             Self::Resync10k | Self::Resync1k1m => Kind::Resync,
+            Self::LinkPlain | Self::LinkDelay | Self::LinkLoss => Kind::Link,
+            Self::MemCeiling => Kind::Memory,
         }
     }
 
     fn data_set(self) -> DataSet {
         match self {
-            Self::Put1g | Self::Get1g => DataSet::Big,
+            Self::Put1g | Self::Get1g | Self::MemCeiling => DataSet::Big,
+            Self::LinkPlain | Self::LinkDelay | Self::LinkLoss => DataSet::Link,
             Self::Put10k | Self::Sync10k | Self::Resync10k => DataSet::Small,
             Self::Put1k1m | Self::Sync1k1m | Self::Resync1k1m => DataSet::Medium,
         }
@@ -141,7 +186,13 @@ impl Scenario {
             Self::Put1g => Some("big"),
             Self::Put10k | Self::Sync10k => Some("small"),
             Self::Put1k1m | Self::Sync1k1m => Some("med"),
-            Self::Get1g | Self::Resync10k | Self::Resync1k1m => None,
+            Self::Get1g
+            | Self::Resync10k
+            | Self::Resync1k1m
+            | Self::LinkPlain
+            | Self::LinkDelay
+            | Self::LinkLoss
+            | Self::MemCeiling => None,
         }
     }
 
@@ -152,6 +203,12 @@ impl Scenario {
             Kind::Get => format!("download of {set}"),
             Kind::Sync => format!("first sync of {set} into an empty directory"),
             Kind::Resync => format!("no-change re-sync of {set}"),
+            Kind::Link => self
+                .impairment()
+                .map_or_else(String::new, link::Impairment::description),
+            Kind::Memory => "1 GiB from memory to nothing over one QUIC stream on 127.0.0.1, \
+                             qftp's transport settings; no disk, no hashing"
+                .into(),
         }
     }
 }
@@ -226,6 +283,10 @@ pub struct BenchArgs {
     /// building them (e.g. while the working tree does not compile).
     #[arg(long)]
     no_build: bool,
+    /// Time limit, in seconds, of each run on the lossy link (`link-loss`);
+    /// a run stopped there is reported as a time-out.
+    #[arg(long, value_name = "SECONDS", default_value_t = 180)]
+    link_time_limit: u64,
     /// Files in flight at once (`qftp -j`) in the tree scenarios.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
@@ -302,6 +363,91 @@ pub fn run(arguments: &BenchArgs) -> anyhow::Result<()> {
     let machine = Machine::describe(commit(&paths.workspace));
     let binaries = snapshot_binaries(&paths)?;
 
+    let loopback: Vec<Scenario> = scenarios
+        .iter()
+        .copied()
+        .filter(|scenario| scenario.on_loopback())
+        .collect();
+    let mut reports = Vec::new();
+    let mut peer_versions = BTreeMap::new();
+    if !loopback.is_empty() {
+        let (found, versions) = run_loopback(arguments, &paths, &loopback)?;
+        reports.extend(found);
+        peer_versions = versions;
+    }
+    let links: Vec<(&'static str, link::Impairment)> = scenarios
+        .iter()
+        .filter_map(|scenario| Some((scenario.name(), scenario.impairment()?)))
+        .collect();
+    if !links.is_empty() {
+        let (found, versions) = run_links(arguments, &paths, &links)?;
+        reports.extend(found);
+        peer_versions.extend(versions);
+    }
+    if scenarios.contains(&Scenario::MemCeiling) {
+        reports.push(mem_ceiling(arguments, &paths)?);
+    }
+    // In the order asked for, so e.g. mem-ceiling can stand beside put-1g.
+    reports.sort_by_key(|report| {
+        scenarios
+            .iter()
+            .position(|scenario| scenario.name() == report.name)
+    });
+    compare_with_ceiling(&mut reports);
+
+    let mut settings = BTreeMap::new();
+    let mut setting = |key: &str, value: serde_json::Value| {
+        settings.insert(key.to_owned(), value);
+    };
+    setting("scenarios", serde_json::to_value(&scenarios)?);
+    setting("jobs", arguments.jobs.into());
+    setting("built", (!arguments.no_build).into());
+    setting("binaries", serde_json::to_value(&binaries)?);
+    setting("attempts_at_most", ATTEMPTS.into());
+    setting("quiet_below_cores", cpu::QUIET_CORES.into());
+    setting("repeat_above_cores", cpu::RETRY_CORES.into());
+    setting("quiet_wait_seconds", arguments.quiet_wait.into());
+    setting("link_time_limit_seconds", arguments.link_time_limit.into());
+    setting(
+        "peers_script",
+        arguments
+            .peers_script
+            .as_ref()
+            .map(|path| path.display().to_string())
+            .into(),
+    );
+    setting("peers_runs_per_round", 1.into());
+    setting("peers_tools", serde_json::to_value(&arguments.peer_tools)?);
+    setting(
+        "sync_peers_tools",
+        serde_json::to_value(&arguments.sync_peer_tools)?,
+    );
+    setting("finished", crate::report::utc_now().into());
+    let report = Report {
+        machine,
+        rounds: arguments.rounds,
+        settings,
+        peer_versions,
+        scenarios: reports,
+    };
+    let markdown = report.write(&paths.bench)?;
+    println!("{markdown}");
+    eprintln!(
+        "wrote {} and {}",
+        paths.bench.join("results.md").display(),
+        paths.bench.join("results.json").display()
+    );
+    Ok(())
+}
+
+/// The loopback scenarios (everything but the link and memory ones): their
+/// reports and the peers' versions.
+fn run_loopback(
+    arguments: &BenchArgs,
+    paths: &Paths,
+    scenarios: &[Scenario],
+) -> anyhow::Result<(Vec<ScenarioReport>, BTreeMap<String, String>)> {
+    let scenarios = scenarios.to_vec();
     let mut sets: Vec<DataSet> = Vec::new();
     // The data sets copied in full by some scenario: the `cp` references.
     let mut copied_sets: Vec<DataSet> = Vec::new();
@@ -318,12 +464,18 @@ pub fn run(arguments: &BenchArgs) -> anyhow::Result<()> {
         sources.insert(set.name(), data::ensure(&paths.data, *set)?);
     }
 
-    let (peers, peers_unavailable) = set_up_peers(arguments, &paths, &scenarios);
-    let (rerun, rerun_unavailable) = set_up_rerun(arguments, &paths, &scenarios, peers.as_ref());
+    let (peers, peers_unavailable) = set_up_peers(arguments, paths, &scenarios);
+    let (rerun, rerun_unavailable) = set_up_rerun(arguments, paths, &scenarios, peers.as_ref());
     let peer_versions = peers.as_ref().map(Peers::versions).unwrap_or_default();
 
     let password = password();
-    let server = BenchServer::start(&paths.snapshot, &paths.server, &password, &paths.logs)?;
+    let server = BenchServer::start(
+        &paths.snapshot,
+        &paths.server,
+        &password,
+        &paths.logs,
+        server::Placement::LOOPBACK,
+    )?;
     eprintln!(
         "qftp-server listening on {} ({})",
         server.address, server.fingerprint
@@ -347,7 +499,7 @@ pub fn run(arguments: &BenchArgs) -> anyhow::Result<()> {
 
     let bench = Bench {
         arguments,
-        paths: &paths,
+        paths,
         client: &client,
         home: server.home(),
         rerun: rerun.as_ref(),
@@ -458,49 +610,170 @@ pub fn run(arguments: &BenchArgs) -> anyhow::Result<()> {
     ] {
         data::remove(directory)?;
     }
+    Ok((reports, peer_versions))
+}
 
-    let mut settings = BTreeMap::new();
-    let mut setting = |key: &str, value: serde_json::Value| {
-        settings.insert(key.to_owned(), value);
-    };
-    setting("scenarios", serde_json::to_value(&scenarios)?);
-    setting("jobs", arguments.jobs.into());
-    setting("built", (!arguments.no_build).into());
-    setting("binaries", serde_json::to_value(&binaries)?);
-    setting("attempts_at_most", ATTEMPTS.into());
-    setting("quiet_below_cores", cpu::QUIET_CORES.into());
-    setting("repeat_above_cores", cpu::RETRY_CORES.into());
-    setting("quiet_wait_seconds", arguments.quiet_wait.into());
-    setting(
-        "peers_script",
-        arguments
-            .peers_script
-            .as_ref()
-            .map(|path| path.display().to_string())
-            .into(),
-    );
-    setting("peers_runs_per_round", 1.into());
-    setting("peers_tools", serde_json::to_value(&arguments.peer_tools)?);
-    setting(
-        "sync_peers_tools",
-        serde_json::to_value(&arguments.sync_peer_tools)?,
-    );
-    setting("finished", crate::report::utc_now().into());
-    let report = Report {
-        machine,
+/// The link scenarios ([`crate::link`]): their reports and the peers' versions.
+fn run_links(
+    arguments: &BenchArgs,
+    paths: &Paths,
+    links: &[(&'static str, link::Impairment)],
+) -> anyhow::Result<(Vec<ScenarioReport>, BTreeMap<String, String>)> {
+    let source = data::ensure(&paths.data, DataSet::Link)?;
+    let (peers, versions) = link_peers(arguments, paths);
+    let work = paths.bench.join("link");
+    let settings = link::Settings {
         rounds: arguments.rounds,
-        settings,
-        peer_versions,
-        scenarios: reports,
+        quiet_wait: Duration::from_secs(arguments.quiet_wait),
+        lossy_limit: Duration::from_secs(arguments.link_time_limit),
+        binaries: &paths.snapshot,
+        source: &source,
+        work: &work,
+        logs: &paths.logs,
+        peers,
     };
-    let markdown = report.write(&paths.bench)?;
-    println!("{markdown}");
-    eprintln!(
-        "wrote {} and {}",
-        paths.bench.join("results.md").display(),
-        paths.bench.join("results.json").display()
-    );
-    Ok(())
+    let reports = link::run(&settings, links)?;
+    data::remove(&work)?;
+    Ok((reports, versions))
+}
+
+/// The peers of the link scenarios (scp, qcp) and their versions, or why
+/// there are none. The peers script's install phase runs if ssh, scp or
+/// sshd is missing (or with --peers-install); its setup phase if its sshd
+/// config is missing or invalid.
+fn link_peers(
+    arguments: &BenchArgs,
+    paths: &Paths,
+) -> (Result<link::Peers, String>, BTreeMap<String, String>) {
+    if arguments.no_peers {
+        return (Err("not run (--no-peers)".into()), BTreeMap::new());
+    }
+    let Some(script) = &arguments.peers_script else {
+        return (
+            Err("not run: no peers script (--peers-script or QFTP_PEERS_SCRIPT)".into()),
+            BTreeMap::new(),
+        );
+    };
+    let peers = match Peers::new(
+        script,
+        arguments.peers_results.as_deref(),
+        &paths.logs,
+        arguments.quiet_wait,
+    ) {
+        Ok(peers) => peers,
+        Err(error) => return (Err(format!("not measured: {error:#}")), BTreeMap::new()),
+    };
+    let result = peers
+        .install(arguments.peers_install, &["ssh", "scp", "sshd"])
+        .and_then(|()| {
+            link::Peers::from_script(script, &paths.logs).or_else(|error| {
+                eprintln!("peers: not ready for the link ({error:#}); running the setup phase");
+                peers.setup()?;
+                link::Peers::from_script(script, &paths.logs)
+            })
+        });
+    let versions = peers.versions();
+    match result {
+        Ok(found) => (Ok(found), versions),
+        Err(error) => {
+            eprintln!("xtask: warning: no peers on the link: {error:#}");
+            (Err(format!("not measured: {error:#}")), versions)
+        }
+    }
+}
+
+/// The `mem-ceiling` scenario: `cargo xtask mem-ceiling` once per round.
+fn mem_ceiling(arguments: &BenchArgs, paths: &Paths) -> anyhow::Result<ScenarioReport> {
+    const BYTES: u64 = 1 << 30;
+    let xtask = paths.snapshot.join("xtask");
+    let reason = "n/a (memory to memory)";
+    let mut report = ScenarioReport {
+        name: Scenario::MemCeiling.name().into(),
+        description: Scenario::MemCeiling.description(),
+        data_set: None,
+        files: 1,
+        bytes: BYTES,
+        qftp: Series::new(
+            "qftp",
+            format!(
+                "cargo xtask mem-ceiling --bytes {BYTES} (time from opening the stream to the \
+                 receiver seeing its end; the handshake and process start are not counted)"
+            ),
+        ),
+        copy_syncfs: Series::unavailable("cp + sync -f", reason),
+        copy_fsync_each: Series::unavailable("cp + fsync each file", reason),
+        peers: Vec::new(),
+        verified: "n/a: bytes are counted, not checked (no disk, no hashing)".into(),
+        path: None,
+        notes: Vec::new(),
+    };
+    for round in 1..=arguments.rounds {
+        let log = paths.logs.join(format!("mem-ceiling-round-{round}.log"));
+        let mut prepare = || Ok(());
+        let mut timed = || -> anyhow::Result<Duration> {
+            let (stdout, stderr) = server::log_files(&log)?;
+            let mut command = Command::new(&xtask);
+            command
+                .args(["mem-ceiling", "--bytes", &BYTES.to_string()])
+                .stdout(stdout)
+                .stderr(stderr);
+            process::run_ok(&mut command, None, HELPER_LIMIT, "xtask mem-ceiling")
+                .with_context(|| format!("see {}", log.display()))?;
+            let text = std::fs::read_to_string(&log)
+                .with_context(|| format!("reading {}", log.display()))?;
+            let (seconds, bytes) = crate::memceiling::parse(&text)
+                .with_context(|| format!("no `seconds=` line in {}", log.display()))?;
+            if bytes != BYTES || !seconds.is_finite() || seconds <= 0.0 {
+                bail!(
+                    "unexpected result {seconds} s for {bytes} bytes; see {}",
+                    log.display()
+                );
+            }
+            Ok(Duration::from_secs_f64(seconds))
+        };
+        let sample = measure(
+            Duration::from_secs(arguments.quiet_wait),
+            round,
+            "mem-ceiling",
+            &mut prepare,
+            &mut timed,
+        )?;
+        report.qftp.samples.push(sample);
+    }
+    if let Some(median) = report.qftp.median() {
+        report.notes.push(format!(
+            "{:.2} GB/s memory to memory over one QUIC stream (median {median:.2} s for 1 GiB)",
+            BYTES as f64 / median / 1e9
+        ));
+    }
+    Ok(report)
+}
+
+/// Adds to the `mem-ceiling` row how close `put-1g` came to it, when both ran.
+fn compare_with_ceiling(reports: &mut [ScenarioReport]) {
+    let median = |name: &str| {
+        reports
+            .iter()
+            .find(|report| report.name == name)
+            .and_then(|report| report.qftp.median())
+    };
+    let (Some(ceiling), Some(put)) = (
+        median(Scenario::MemCeiling.name()),
+        median(Scenario::Put1g.name()),
+    ) else {
+        return;
+    };
+    if let Some(report) = reports
+        .iter_mut()
+        .find(|report| report.name == Scenario::MemCeiling.name())
+    {
+        report.notes.push(format!(
+            "put-1g moved the same 1 GiB from disk to disk in {put:.2} s ({:.2} GB/s, including \
+             process start, login, hashing and fsync): {:.0} % of this ceiling",
+            (1u64 << 30) as f64 / put / 1e9,
+            ceiling / put * 100.0
+        ));
+    }
 }
 
 /// The peer tools of a scenario.
@@ -508,6 +781,8 @@ fn peer_tools(arguments: &BenchArgs, scenario: Scenario) -> &[String] {
     match scenario.kind() {
         Kind::Put | Kind::Get => &arguments.peer_tools,
         Kind::Sync | Kind::Resync => &arguments.sync_peer_tools,
+        // Their peers are their own (crate::link) or none.
+        Kind::Link | Kind::Memory => &[],
     }
 }
 
@@ -649,6 +924,7 @@ fn measure_peers(
                 foreign_cores: result.foreign_cores,
                 attempts: 1,
                 note,
+                timed_out: false,
             });
         }
     }
@@ -698,7 +974,7 @@ impl Bench<'_> {
         ScenarioReport {
             name: scenario.name().into(),
             description: scenario.description(),
-            data_set: set,
+            data_set: Some(set),
             files: set.files(),
             bytes: set.bytes(),
             qftp: Series::new("qftp", qftp),
@@ -706,6 +982,8 @@ impl Bench<'_> {
             copy_fsync_each,
             peers,
             verified: "not verified".into(),
+            path: None,
+            notes: Vec::new(),
         }
     }
 
@@ -773,7 +1051,12 @@ impl Bench<'_> {
         let source = self.paths.data.join(scenario.data_set().name());
         let source = source.display().to_string();
         match scenario {
-            Scenario::Put1g => vec!["put".into(), "--quiet".into(), source],
+            // The link and memory scenarios do not run here (see `run`).
+            Scenario::Put1g
+            | Scenario::LinkPlain
+            | Scenario::LinkDelay
+            | Scenario::LinkLoss
+            | Scenario::MemCeiling => vec!["put".into(), "--quiet".into(), source],
             Scenario::Put10k | Scenario::Put1k1m => vec![
                 "put".into(),
                 "-r".into(),
@@ -805,15 +1088,13 @@ impl Bench<'_> {
     fn destination(&self, scenario: Scenario) -> PathBuf {
         let set = scenario.data_set();
         match scenario.kind() {
-            Kind::Put => self.home.join(set.name()),
+            Kind::Put | Kind::Link | Kind::Memory => self.home.join(set.name()),
             Kind::Get => self.paths.downloads.join(set.name()),
             Kind::Sync | Kind::Resync => self.home.join(sync_name(set)),
         }
     }
 
-    /// Times one run, repeating it (bounded) when other people's processes
-    /// used the machine meanwhile. A failed run is a sample without time;
-    /// only interruption ends the benchmark.
+    /// Times one run; see [`measure`].
     fn measure(
         &self,
         round: u32,
@@ -821,50 +1102,13 @@ impl Bench<'_> {
         prepare: &mut dyn FnMut() -> anyhow::Result<()>,
         timed: &mut dyn FnMut() -> anyhow::Result<Duration>,
     ) -> anyhow::Result<Sample> {
-        let failed = |attempts: u32, note: String| {
-            eprintln!("  {label}: FAILED: {note}");
-            Sample {
-                round,
-                seconds: None,
-                foreign_cores: None,
-                attempts,
-                note: Some(note),
-            }
-        };
-        for attempt in 1..=ATTEMPTS {
-            if let Err(error) = prepare() {
-                process::check_interrupted()?;
-                return Ok(failed(attempt, format!("preparing: {error:#}")));
-            }
-            cpu::wait_quiet(Duration::from_secs(self.arguments.quiet_wait))?;
-            let before = cpu::snapshot();
-            let result = timed();
-            let foreign = cpu::foreign_cores(&before, &cpu::snapshot());
-            process::check_interrupted()?;
-            let elapsed = match result {
-                Ok(elapsed) => elapsed,
-                Err(error) => return Ok(failed(attempt, format!("{error:#}"))),
-            };
-            if foreign > cpu::RETRY_CORES && attempt < ATTEMPTS {
-                eprintln!(
-                    "  {label}: {:.2} s under {foreign:.2} foreign cores; repeating",
-                    elapsed.as_secs_f64()
-                );
-                continue;
-            }
-            eprintln!(
-                "  {label}: {:.2} s (foreign {foreign:.2} cores)",
-                elapsed.as_secs_f64()
-            );
-            return Ok(Sample {
-                round,
-                seconds: Some(elapsed.as_secs_f64()),
-                foreign_cores: Some(foreign),
-                attempts: attempt,
-                note: None,
-            });
-        }
-        unreachable!("the last attempt always returns")
+        measure(
+            Duration::from_secs(self.arguments.quiet_wait),
+            round,
+            label,
+            prepare,
+            timed,
+        )
     }
 
     /// One timed `qftp` run of `scenario`.
@@ -881,7 +1125,9 @@ impl Bench<'_> {
                     self.ensure_remote(scenario.data_set(), source)?;
                     remove_with_partial(&destination)?;
                 }
-                Kind::Put | Kind::Sync => remove_with_partial(&destination)?,
+                Kind::Put | Kind::Sync | Kind::Link | Kind::Memory => {
+                    remove_with_partial(&destination)?;
+                }
                 Kind::Resync => self.fill(round, scenario)?,
             }
             sync()?;
@@ -904,7 +1150,7 @@ impl Bench<'_> {
             // The summary must say that everything (first run) or nothing
             // (re-run) was sent.
             let expected = match scenario.kind() {
-                Kind::Put | Kind::Get => None,
+                Kind::Put | Kind::Get | Kind::Link | Kind::Memory => None,
                 Kind::Sync => Some(SyncSummary {
                     sent: files,
                     unchanged: 0,
@@ -992,6 +1238,7 @@ impl Bench<'_> {
                         foreign_cores: None,
                         attempts: 1,
                         note: Some(format!("starting the peers' sshd: {error:#}")),
+                        timed_out: false,
                     });
                 }
                 return Ok(());
@@ -1147,6 +1394,84 @@ impl Bench<'_> {
     }
 }
 
+/// The error of a timed run stopped at its time limit; [`measure`] records
+/// it as a time-out rather than a failure.
+#[derive(Debug)]
+pub struct TimedOut(pub String);
+
+impl std::fmt::Display for TimedOut {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
+/// Times one run, repeating it (bounded) when other people's processes
+/// used the machine meanwhile (waiting at most `quiet_wait` for quiet before
+/// each attempt). A failed run is a sample without time (a [`TimedOut`]
+/// error makes it a time-out); only interruption ends the benchmark.
+pub fn measure(
+    quiet_wait: Duration,
+    round: u32,
+    label: &str,
+    prepare: &mut dyn FnMut() -> anyhow::Result<()>,
+    timed: &mut dyn FnMut() -> anyhow::Result<Duration>,
+) -> anyhow::Result<Sample> {
+    let failed = |attempts: u32, note: String, timed_out: bool| {
+        eprintln!(
+            "  {label}: {}: {note}",
+            if timed_out { "TIMED OUT" } else { "FAILED" }
+        );
+        Sample {
+            round,
+            seconds: None,
+            foreign_cores: None,
+            attempts,
+            note: Some(note),
+            timed_out,
+        }
+    };
+    for attempt in 1..=ATTEMPTS {
+        if let Err(error) = prepare() {
+            process::check_interrupted()?;
+            return Ok(failed(attempt, format!("preparing: {error:#}"), false));
+        }
+        cpu::wait_quiet(quiet_wait)?;
+        let before = cpu::snapshot();
+        let result = timed();
+        let foreign = cpu::foreign_cores(&before, &cpu::snapshot());
+        process::check_interrupted()?;
+        let elapsed = match result {
+            Ok(elapsed) => elapsed,
+            Err(error) => {
+                let timed_out = error.downcast_ref::<TimedOut>().is_some();
+                return Ok(failed(attempt, format!("{error:#}"), timed_out));
+            }
+        };
+        if foreign > cpu::RETRY_CORES && attempt < ATTEMPTS {
+            eprintln!(
+                "  {label}: {:.2} s under {foreign:.2} foreign cores; repeating",
+                elapsed.as_secs_f64()
+            );
+            continue;
+        }
+        eprintln!(
+            "  {label}: {:.2} s (foreign {foreign:.2} cores)",
+            elapsed.as_secs_f64()
+        );
+        return Ok(Sample {
+            round,
+            seconds: Some(elapsed.as_secs_f64()),
+            foreign_cores: Some(foreign),
+            attempts: attempt,
+            note: None,
+            timed_out: false,
+        });
+    }
+    unreachable!("the last attempt always returns")
+}
+
 /// The remote directory of the sync scenarios of `set`.
 fn sync_name(set: DataSet) -> String {
     format!("sync-{}", set.name())
@@ -1169,7 +1494,7 @@ fn check_summary(log: &Path, expected: SyncSummary) -> anyhow::Result<()> {
 }
 
 /// Removes `path` and the partial file qftp may have left next to it.
-fn remove_with_partial(path: &Path) -> anyhow::Result<()> {
+pub fn remove_with_partial(path: &Path) -> anyhow::Result<()> {
     data::remove(path)?;
     if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
         let partial = format!(".{}.qftp-part", name.to_string_lossy());
@@ -1180,7 +1505,7 @@ fn remove_with_partial(path: &Path) -> anyhow::Result<()> {
 
 /// Flushes every file system, so no earlier writes are flushed during a
 /// timed run.
-fn sync() -> anyhow::Result<()> {
+pub fn sync() -> anyhow::Result<()> {
     process::run_ok(&mut Command::new("sync"), None, HELPER_LIMIT, "sync")?;
     Ok(())
 }
@@ -1212,8 +1537,16 @@ fn snapshot_binaries(paths: &Paths) -> anyhow::Result<BTreeMap<String, String>> 
     std::fs::create_dir_all(&paths.snapshot)
         .with_context(|| format!("creating {}", paths.snapshot.display()))?;
     let mut hashes = BTreeMap::new();
-    for binary in ["qftp-server", "qftp"] {
-        let (from, to) = (paths.binaries.join(binary), paths.snapshot.join(binary));
+    // This program too: the link scenarios run its `nfdelay` task and the
+    // memory ceiling its `mem-ceiling` task.
+    let this = std::env::current_exe().context("the path of this program")?;
+    let sources = [
+        ("qftp-server", paths.binaries.join("qftp-server")),
+        ("qftp", paths.binaries.join("qftp")),
+        ("xtask", this),
+    ];
+    for (binary, from) in sources {
+        let to = paths.snapshot.join(binary);
         std::fs::copy(&from, &to)
             .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
         let hash = data::hash(&to)?.to_hex();

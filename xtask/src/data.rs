@@ -31,6 +31,8 @@ pub enum DataSet {
     Small,
     /// 1,000 files of 1 MiB in 10 directories.
     Medium,
+    /// One file of 256 MiB, for the network-link scenarios.
+    Link,
 }
 
 /// How a data set is laid out.
@@ -49,6 +51,7 @@ impl DataSet {
             Self::Big => "big-1g.bin",
             Self::Small => "small-10k-4k",
             Self::Medium => "medium-1k-1m",
+            Self::Link => "link-256m.bin",
         }
     }
 
@@ -58,6 +61,7 @@ impl DataSet {
             Self::Big => "one 1 GiB file",
             Self::Small => "10,000 files of 4 KiB in 100 directories",
             Self::Medium => "1,000 files of 1 MiB in 10 directories",
+            Self::Link => "one 256 MiB file",
         }
     }
 
@@ -77,6 +81,11 @@ impl DataSet {
                 directories: 10,
                 files_per_directory: 100,
                 file_size: 1 << 20,
+            },
+            Self::Link => Shape {
+                directories: 0,
+                files_per_directory: 1,
+                file_size: 256 << 20,
             },
         }
     }
@@ -140,20 +149,33 @@ pub fn ensure(directory: &Path, set: DataSet) -> anyhow::Result<PathBuf> {
 
 /// A xorshift64* generator: fast, deterministic, not for secrets.
 #[derive(Debug)]
-struct Generator(u64);
+pub struct Generator(u64);
 
 impl Generator {
-    fn new(seed: u64) -> Self {
+    /// A generator whose sequence depends only on `seed`.
+    pub fn new(seed: u64) -> Self {
         // Spread the seed so neighbouring seeds start far apart; never zero.
         Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
     }
 
+    /// The next 64 pseudo-random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// True with probability `probability` (0 never, 1 always).
+    pub fn chance(&mut self, probability: f64) -> bool {
+        // 53 random bits as a fraction in [0, 1).
+        let fraction = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        fraction < probability
+    }
+
     fn fill(&mut self, buffer: &mut [u8]) {
         for chunk in buffer.chunks_mut(8) {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            let bytes = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
+            let bytes = self.next_u64().to_le_bytes();
             chunk.copy_from_slice(&bytes[..chunk.len()]);
         }
     }
@@ -343,6 +365,7 @@ mod tests {
         assert_eq!(DataSet::Small.files(), 10_000);
         assert_eq!(DataSet::Small.bytes(), 40_960_000);
         assert_eq!(DataSet::Medium.bytes(), 1_048_576_000);
+        assert_eq!(DataSet::Link.bytes(), 268_435_456);
     }
 
     #[test]

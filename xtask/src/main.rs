@@ -1,18 +1,23 @@
 //! Workspace tasks for qftp, run as `cargo xtask TASK` (an alias defined in
 //! `.cargo/config.toml` for `cargo run --package xtask --release --`).
 //!
-//! The one task so far is `bench`: it builds the release binaries, starts a
+//! The main task is `bench`: it builds the release binaries, starts a
 //! `qftp-server` on loopback, times `qftp put`/`get`/`sync` of generated
 //! data sets against `cp` followed by an fsync (the local limit) and against
 //! scp, rsync and lftp (first runs measured by the peers script,
 //! no-change re-runs by the benchmark against the script's sshd), in
 //! alternating rounds of one run, and reports the medians as Markdown and
-//! JSON under `target/bench`.
+//! JSON under `target/bench`. Its scenarios over a delayed, lossy link
+//! between two network namespaces use the hidden task `nfdelay` as the
+//! impairer, and its `mem-ceiling` scenario the hidden task of that name.
 //! See `docs/performance.md` for the method and the latest results.
 
 mod bench;
 mod cpu;
 mod data;
+mod link;
+mod memceiling;
+mod nfdelay;
 mod peers;
 mod process;
 mod report;
@@ -40,6 +45,14 @@ enum Task {
         after_help = "Example:\n  QFTP_PEERS_SCRIPT=/path/to/peers.sh cargo xtask bench --rounds 3\n  cargo xtask bench --peers-script /path/to/peers.sh --scenarios sync-10k,resync-10k\n  cargo xtask bench --no-peers --scenarios put-10k --rounds 1"
     )]
     Bench(bench::BenchArgs),
+    /// Delay and drop packets handed to a netfilter queue (used by the
+    /// link scenarios of `bench`, inside their network namespaces).
+    #[command(hide = true)]
+    Nfdelay(nfdelay::NfdelayArgs),
+    /// Send bytes from memory over one QUIC stream on loopback with qftp's
+    /// transport settings (the `mem-ceiling` scenario of `bench`).
+    #[command(hide = true, name = "mem-ceiling")]
+    MemCeiling(memceiling::MemCeilingArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +62,8 @@ fn main() -> ExitCode {
     }
     let result = match cli.task {
         Task::Bench(arguments) => bench::run(&arguments),
+        Task::Nfdelay(arguments) => nfdelay::run(&arguments),
+        Task::MemCeiling(arguments) => memceiling::run(&arguments),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -104,9 +104,15 @@ impl Peers {
     /// Runs `install` when forced or a needed command (or one of `extra`)
     /// is missing, then `data` (which keeps existing data sets).
     pub fn prepare(&self, force_install: bool, extra: &[&str]) -> anyhow::Result<()> {
-        let missing: Vec<&str> = NEEDED
+        let needed: Vec<&str> = NEEDED.iter().chain(extra).copied().collect();
+        self.install(force_install, &needed)?;
+        self.invoke(&["data"], &[], DATA_LIMIT, "peers-data.log")
+    }
+
+    /// Runs `install` when forced or one of the commands `needed` is missing.
+    pub fn install(&self, force_install: bool, needed: &[&str]) -> anyhow::Result<()> {
+        let missing: Vec<&str> = needed
             .iter()
-            .chain(extra)
             .copied()
             .filter(|name| !on_path(name))
             .collect();
@@ -119,7 +125,7 @@ impl Peers {
             }
             self.invoke(&["install"], &[], INSTALL_LIMIT, "peers-install.log")?;
         }
-        self.invoke(&["data"], &[], DATA_LIMIT, "peers-data.log")
+        Ok(())
     }
 
     /// Runs the `setup` phase: keys, configs and the privilege-separation

@@ -126,7 +126,7 @@ pub fn run(
         .spawn()
         .with_context(|| format!("starting {label}"))?;
     let done = Arc::new(AtomicBool::new(false));
-    let watchdog = spawn_watchdog(child.id(), limit, Arc::clone(&done));
+    let watchdog = spawn_watchdog(child.id(), limit, Arc::clone(&done), false);
     if let Some(input) = input {
         use std::io::Write as _;
         let written = child
@@ -171,9 +171,15 @@ pub fn run_ok(
     Ok(outcome)
 }
 
-/// Watches the process `pid` until `done` is set; stops it after `limit` or
-/// on interruption. Its loop ends once the process was reaped or killed.
-fn spawn_watchdog(pid: u32, limit: Duration, done: Arc<AtomicBool>) -> JoinHandle<Stop> {
+/// Watches the process `pid` until `done` is set; stops it (with `tree`:
+/// and its descendants) after `limit` or on interruption. Its loop ends once
+/// the process was reaped or killed.
+fn spawn_watchdog(
+    pid: u32,
+    limit: Duration,
+    done: Arc<AtomicBool>,
+    tree: bool,
+) -> JoinHandle<Stop> {
     std::thread::spawn(move || {
         let deadline = Instant::now() + limit;
         loop {
@@ -188,6 +194,27 @@ fn spawn_watchdog(pid: u32, limit: Duration, done: Arc<AtomicBool>) -> JoinHandl
                 std::thread::sleep(POLL);
                 continue;
             };
+            if tree {
+                // Children first: they must not be orphaned before they are found.
+                let family = descendants(pid);
+                for child in &family {
+                    send_signal(*child, "TERM");
+                }
+                send_signal(pid, "TERM");
+                let grace = Instant::now() + GRACE;
+                while Instant::now() < grace
+                    && (!done.load(Ordering::SeqCst) || family.iter().any(|child| alive(*child)))
+                {
+                    std::thread::sleep(POLL);
+                }
+                for child in family.iter().filter(|child| alive(**child)) {
+                    send_signal(*child, "KILL");
+                }
+                if !done.load(Ordering::SeqCst) {
+                    send_signal(pid, "KILL");
+                }
+                return stop;
+            }
             send_signal(pid, "TERM");
             let grace = Instant::now() + GRACE;
             while !done.load(Ordering::SeqCst) && Instant::now() < grace {
@@ -199,6 +226,101 @@ fn spawn_watchdog(pid: u32, limit: Duration, done: Arc<AtomicBool>) -> JoinHandl
             return stop;
         }
     })
+}
+
+/// How a process run by [`run_bounded`] ended.
+#[derive(Debug, Clone, Copy)]
+pub enum Finish {
+    /// It exited by itself.
+    Exited(Outcome),
+    /// It was stopped, with its descendants, when its time limit ran out.
+    TimedOut(Duration),
+}
+
+/// Like [`run`] (without input), but a time-out is a result, not an error,
+/// and on time-out or interruption the process's descendants are stopped
+/// too (by PID), e.g. the ssh that scp or qcp started.
+pub fn run_bounded(command: &mut Command, limit: Duration, label: &str) -> anyhow::Result<Finish> {
+    check_interrupted()?;
+    command.stdin(Stdio::null());
+    let start = Instant::now();
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {label}"))?;
+    let done = Arc::new(AtomicBool::new(false));
+    let watchdog = spawn_watchdog(child.id(), limit, Arc::clone(&done), true);
+    let status = child.wait();
+    let elapsed = start.elapsed();
+    done.store(true, Ordering::SeqCst);
+    let stop = watchdog.join().unwrap_or(Stop::Finished);
+    let status = status.with_context(|| format!("waiting for {label}"))?;
+    match stop {
+        Stop::Finished => Ok(Finish::Exited(Outcome { status, elapsed })),
+        Stop::TimedOut => Ok(Finish::TimedOut(elapsed)),
+        Stop::Interrupted => bail!("interrupted"),
+    }
+}
+
+/// The descendants of `pid` (children, their children, ...), from `/proc`.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(child) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if let Some(parent) = stat_field(child, 1).and_then(|field| field.parse().ok()) {
+                parents.push((child, parent));
+            }
+        }
+    }
+    let mut found = vec![pid];
+    // Each pass adds a generation; the process count bounds the passes.
+    for _ in 0..=parents.len() {
+        let before = found.len();
+        for (child, parent) in &parents {
+            if found.contains(parent) && !found.contains(child) {
+                found.push(*child);
+            }
+        }
+        if found.len() == before {
+            break;
+        }
+    }
+    found.remove(0);
+    found
+}
+
+/// Field `index` of `/proc/PID/stat` after the command name (0: state, 1: parent).
+fn stat_field(pid: u32, index: usize) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.get(stat.rfind(')')? + 2..)?
+        .split_whitespace()
+        .nth(index)
+        .map(str::to_owned)
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    stat_field(pid, 0).is_some_and(|state| state != "Z")
+}
+
+/// Stops the processes `pids` (SIGTERM, then SIGKILL after a grace period).
+pub fn stop_all(pids: &[u32]) {
+    for pid in pids {
+        send_signal(*pid, "TERM");
+    }
+    let grace = Instant::now() + GRACE;
+    while Instant::now() < grace && pids.iter().any(|pid| alive(*pid)) {
+        std::thread::sleep(POLL);
+    }
+    for pid in pids.iter().filter(|pid| alive(**pid)) {
+        send_signal(*pid, "KILL");
+    }
 }
 
 /// A long-running child process, stopped by PID when the guard is dropped.
@@ -218,6 +340,11 @@ impl Guard {
             label: label.into(),
             stop_signal,
         }
+    }
+
+    /// Its process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the process has exited (it is reaped then).

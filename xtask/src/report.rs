@@ -25,6 +25,9 @@ pub struct Sample {
     /// Why it failed, or the peers script's status.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Whether it was stopped at its time limit (a failure of its own kind).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub timed_out: bool,
 }
 
 /// The samples of one tool in one scenario.
@@ -85,9 +88,27 @@ impl Series {
             return reason.clone();
         }
         let failed = self.samples.len() - self.seconds().len();
+        let timed_out = self
+            .samples
+            .iter()
+            .filter(|sample| sample.timed_out)
+            .count();
         match self.median() {
             Some(median) if failed == 0 => format!("{median:.2}"),
+            Some(median) if timed_out == failed => format!(
+                "{median:.2} ({timed_out} of {} timed out)",
+                self.samples.len()
+            ),
             Some(median) => format!("{median:.2} ({failed} of {} failed)", self.samples.len()),
+            None if timed_out > 0 && timed_out == failed => {
+                let reason = self
+                    .samples
+                    .iter()
+                    .rev()
+                    .find_map(|sample| sample.note.clone())
+                    .unwrap_or_default();
+                format!("timeout: {reason}")
+            }
             None => {
                 let reason = self
                     .samples
@@ -128,8 +149,9 @@ pub struct ScenarioReport {
     pub name: String,
     /// What it does.
     pub description: String,
-    /// The data set it moves.
-    pub data_set: DataSet,
+    /// The data set it moves (none when it moves bytes from memory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_set: Option<DataSet>,
     /// Files in the data set.
     pub files: u64,
     /// Payload bytes.
@@ -144,6 +166,33 @@ pub struct ScenarioReport {
     pub peers: Vec<Series>,
     /// The check of qftp's output after the last round.
     pub verified: String,
+    /// The network path, for scenarios over a link between namespaces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathReport>,
+    /// Remarks printed under the table.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// The link a scenario ran over and what was seen on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathReport {
+    /// What was set up, e.g. `veth, MTU 1500, 25 ms each way, 1 % loss each way`.
+    pub link: String,
+    /// How the delay and loss were made.
+    pub impairment: String,
+    /// The ping that measured the round trip, as run.
+    pub ping_command: String,
+    /// Round-trip times in milliseconds: min, avg, max, mdev.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<[f64; 4]>,
+    /// Echo requests lost, in percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ping_loss_percent: Option<f64>,
+    /// The ping's summary lines, or why there is none.
+    pub ping_summary: String,
+    /// The impairers' counters as they printed them on exit, one per namespace.
+    pub impairer_counters: Vec<String>,
 }
 
 /// Medians and ratios of one scenario.
@@ -388,6 +437,44 @@ impl Report {
                 checked.join("; ")
             );
         }
+        let paths: Vec<String> = self
+            .scenarios
+            .iter()
+            .filter_map(|scenario| {
+                let path = scenario.path.as_ref()?;
+                let rtt = match path.rtt_ms {
+                    Some([min, avg, max, mdev]) => format!(
+                        "RTT min/avg/max/mdev {min:.2}/{avg:.2}/{max:.2}/{mdev:.2} ms, {:.0} % of echo requests lost",
+                        path.ping_loss_percent.unwrap_or(f64::NAN)
+                    ),
+                    None => format!("no RTT: {}", path.ping_summary),
+                };
+                let mut text = format!(
+                    "- **{}**: {}; {}. `{}`: {rtt}.",
+                    scenario.name, path.link, path.impairment, path.ping_command
+                );
+                for counters in &path.impairer_counters {
+                    let _ = write!(text, "\n  - {counters}");
+                }
+                Some(text)
+            })
+            .collect();
+        if !paths.is_empty() {
+            let _ = writeln!(out, "\n## Network paths\n\n{}", paths.join("\n"));
+        }
+        let notes: Vec<String> = self
+            .scenarios
+            .iter()
+            .flat_map(|scenario| {
+                scenario
+                    .notes
+                    .iter()
+                    .map(move |note| format!("- **{}**: {note}", scenario.name))
+            })
+            .collect();
+        if !notes.is_empty() {
+            let _ = writeln!(out, "\n## Notes\n\n{}", notes.join("\n"));
+        }
         let _ = writeln!(out, "\n## Samples\n");
         let mut header = String::from("| scenario | tool |");
         let mut rule = String::from("|---|---|");
@@ -423,6 +510,9 @@ impl Report {
                             seconds: Some(seconds),
                             ..
                         }) => format!("{seconds:.2}"),
+                        Some(Sample {
+                            timed_out: true, ..
+                        }) => "timeout".into(),
                         Some(_) => "failed".into(),
                         None => "–".into(),
                     };

@@ -104,6 +104,23 @@ impl Rerun {
         })
     }
 
+    /// The sshd binary the script starts.
+    pub fn sshd(&self) -> &Path {
+        &self.sshd
+    }
+
+    /// The script's sshd config.
+    pub fn sshd_config(&self) -> &Path {
+        &self.sshd_config
+    }
+
+    /// The ssh client config of the script's cases: the `-F` of its `SSHP`.
+    pub fn ssh_config(&self) -> Option<PathBuf> {
+        let words: Vec<&str> = self.ssh.split_whitespace().collect();
+        let index = words.iter().position(|word| *word == "-F")?;
+        words.get(index + 1).map(PathBuf::from)
+    }
+
     /// Checks that the script's sshd config is in place and valid
     /// (`sshd -t`, which also wants its privilege-separation directory).
     pub fn check(&self, logs: &Path) -> anyhow::Result<()> {
@@ -355,6 +372,28 @@ pub fn variables(text: &str) -> BTreeMap<String, String> {
     variables
 }
 
+/// The directories of the script's `export PATH=...` line that can be
+/// expanded from its top-level variables (`$PATH` itself and variables of
+/// the environment such as `$HOME` are left out): where the tools it
+/// installs for itself (e.g. qcp) live.
+pub fn exported_path(text: &str) -> Vec<PathBuf> {
+    let variables = variables(text);
+    let Some(line) = text
+        .lines()
+        .find_map(|line| line.strip_prefix("export PATH="))
+    else {
+        return Vec::new();
+    };
+    let value = line.split_whitespace().next().unwrap_or("");
+    let value = value.trim_matches('"');
+    value
+        .split(':')
+        .filter(|part| !part.is_empty())
+        .filter_map(|part| expand(part, &variables).ok())
+        .map(PathBuf::from)
+        .collect()
+}
+
 /// Expands `$NAME` and `${NAME}` in `text` from `variables`; fails on an
 /// unknown name or any other `$` construct.
 fn expand(text: &str, variables: &BTreeMap<String, String>) -> anyhow::Result<String> {
@@ -453,7 +492,7 @@ P=/tmp/peers-test
 S=$P/ssh                  # keys + configs
 C=$S/ssh_config           # client config
 RUNS=${RUNS:-5}
-export PATH=$P/bin:$PATH
+export PATH=$P/bin:$PATH:$HOME/.cargo/bin   # tools
 NS_A=qa; NS_B=qb
 
 do_setup() {
@@ -485,6 +524,10 @@ do_local() {
         assert_eq!(variables["H"], "root@127.0.0.1");
         assert_eq!(variables["NS_A"], "qa");
         assert!(!variables.contains_key("RUNS"));
+        assert_eq!(
+            exported_path(SCRIPT),
+            [PathBuf::from("/tmp/peers-test/bin")]
+        );
         let (sshd, config) = sshd_line(SCRIPT, &variables).unwrap();
         assert_eq!(sshd, Path::new("/usr/sbin/sshd"));
         assert_eq!(config, Path::new("/tmp/peers-test/ssh/sshd_config"));
@@ -502,6 +545,10 @@ do_local() {
         let script = directory.path().join("peers.sh");
         std::fs::write(&script, SCRIPT).unwrap();
         let rerun = Rerun::from_script(&script).unwrap();
+        assert_eq!(
+            rerun.ssh_config(),
+            Some(PathBuf::from("/tmp/peers-test/ssh/ssh_config"))
+        );
         let (_, shown) = rerun
             .command(Tool::Rsync, Path::new("/src/a"), Path::new("/dst/b"), false)
             .unwrap();

@@ -24,6 +24,39 @@ const ADMIN_LIMIT: Duration = Duration::from_secs(120);
 /// How long the server may take to print its `listening on` line.
 const START_LIMIT: Duration = Duration::from_secs(60);
 
+/// Where a server runs: its listening address, the network namespace it is
+/// started in (`ip netns exec NS`), and the prefix of its log files.
+#[derive(Debug, Clone, Copy)]
+pub struct Placement<'a> {
+    /// `--listen` of `qftp-server serve`, e.g. `127.0.0.1:0`.
+    pub listen: &'a str,
+    /// The network namespace, if not this process's.
+    pub netns: Option<&'a str>,
+    /// Prefix of its log file names, e.g. `link-`.
+    pub log_prefix: &'a str,
+}
+
+impl Placement<'static> {
+    /// 127.0.0.1 with a free port, in this network namespace.
+    pub const LOOPBACK: Self = Self {
+        listen: "127.0.0.1:0",
+        netns: None,
+        log_prefix: "",
+    };
+}
+
+/// `program`, run inside the network namespace `netns` when there is one.
+pub fn command_in(netns: Option<&str>, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match netns {
+        Some(netns) => {
+            let mut command = Command::new("ip");
+            command.args(["netns", "exec", netns]).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
 /// A running `qftp-server` with a root of its own; stopped when dropped.
 #[derive(Debug)]
 pub struct BenchServer {
@@ -37,18 +70,20 @@ pub struct BenchServer {
 
 impl BenchServer {
     /// Creates a fresh root at `root` (removing an old one), adds [`USER`]
-    /// with `password` and serves on 127.0.0.1 with a free port. Output of
-    /// the server goes to `logs/qftp-server.log`.
+    /// with `password` and serves where `placement` says. Output of the
+    /// server goes to `logs/PREFIXqftp-server.log`.
     pub fn start(
         binaries: &Path,
         root: &Path,
         password: &str,
         logs: &Path,
+        placement: Placement<'_>,
     ) -> anyhow::Result<Self> {
+        let prefix = placement.log_prefix;
         let binary = binaries.join("qftp-server");
         crate::data::remove(root)?;
         let admin = |arguments: &[&str], input: Option<&[u8]>, label: &str| {
-            let log = logs.join(format!("{}.log", label.replace(' ', "-")));
+            let log = logs.join(format!("{prefix}{}.log", label.replace(' ', "-")));
             let mut command = Command::new(&binary);
             let (stdout, stderr) = log_files(&log)?;
             command
@@ -67,11 +102,11 @@ impl BenchServer {
             Some(password_line.as_bytes()),
             "qftp-server user add",
         )?;
-        let log = logs.join("qftp-server.log");
-        let child = Command::new(&binary)
+        let log = logs.join(format!("{prefix}qftp-server.log"));
+        let child = command_in(placement.netns, &binary)
             .arg("--root")
             .arg(root)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", placement.listen])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -83,7 +118,7 @@ impl BenchServer {
             .stdout()
             .context("the standard output of qftp-server")?;
         let (sender, receiver) = mpsc::channel();
-        let mut copy = log_file(&logs.join("qftp-server-stdout.log"))?;
+        let mut copy = log_file(&logs.join(format!("{prefix}qftp-server-stdout.log")))?;
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
             let mut line = String::new();
@@ -158,6 +193,10 @@ pub fn log_files(path: &Path) -> anyhow::Result<(File, File)> {
 pub struct BenchClient {
     binary: PathBuf,
     config: PathBuf,
+    /// The network namespace it runs in, if not this process's.
+    netns: Option<String>,
+    /// Prefix of its log file names.
+    log_prefix: String,
 }
 
 impl BenchClient {
@@ -166,7 +205,17 @@ impl BenchClient {
         Self {
             binary: binaries.join("qftp"),
             config: config.to_owned(),
+            netns: None,
+            log_prefix: String::new(),
         }
+    }
+
+    /// The same client, run inside the network namespace `netns`, its logs
+    /// named with `log_prefix`.
+    pub fn in_netns(mut self, netns: &str, log_prefix: &str) -> Self {
+        self.netns = Some(netns.to_owned());
+        self.log_prefix = log_prefix.to_owned();
+        self
     }
 
     /// A `qftp ARGUMENTS` command.
@@ -175,7 +224,7 @@ impl BenchClient {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let mut command = Command::new(&self.binary);
+        let mut command = command_in(self.netns.as_deref(), &self.binary);
         command
             .env("QFTP_CONFIG_DIR", &self.config)
             .env("NO_COLOR", "1")
@@ -186,7 +235,7 @@ impl BenchClient {
     /// Logs in to `server` as [`USER`], pinning its fingerprint.
     pub fn login(&self, server: &BenchServer, password: &str, logs: &Path) -> anyhow::Result<()> {
         let target = format!("{USER}@{}", server.address);
-        let log = logs.join("qftp-login.log");
+        let log = logs.join(format!("{}qftp-login.log", self.log_prefix));
         let mut command = self.command([
             "login",
             &target,
