@@ -309,8 +309,24 @@ pub fn safe_local_join(root: &Path, relative: &str) -> Result<PathBuf, ClientErr
     Ok(path)
 }
 
-/// Runs `work` on every item with at most `concurrency` in flight.
-async fn run_parallel<T, F, Fut>(items: Vec<T>, concurrency: usize, work: F) -> BatchReport
+/// How many small files (at most [`qftp_proto::SMALL_FILE_MAX`]) may be in
+/// flight in the place of one larger file. A small file costs a round trip
+/// and a few file-system calls, not bandwidth, so a tree of them is bound by
+/// latency unless many are in flight.
+const SMALL_FILES_PER_SLOT: usize = 4;
+
+/// The share of a transfer slot that a file of `size` bytes takes.
+fn weight(size: u64) -> usize {
+    if size <= qftp_proto::SMALL_FILE_MAX {
+        1
+    } else {
+        SMALL_FILES_PER_SLOT
+    }
+}
+
+/// Runs `work` on every item with at most `concurrency` larger files, or
+/// [`SMALL_FILES_PER_SLOT`] times as many small ones, in flight.
+async fn run_parallel<T, F, Fut>(items: Vec<(T, u64)>, concurrency: usize, work: F) -> BatchReport
 where
     T: Send + 'static,
     F: Fn(usize, T) -> Fut + Send + Sync + 'static,
@@ -318,19 +334,27 @@ where
         + Send,
 {
     let started = Instant::now();
+    let slots = concurrency.max(1) * SMALL_FILES_PER_SLOT;
     let queue = Arc::new(Mutex::new(
         items.into_iter().enumerate().collect::<VecDeque<_>>(),
     ));
+    let permits = Arc::new(tokio::sync::Semaphore::new(slots));
     let work = Arc::new(work);
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..concurrency.max(1) {
+    for _ in 0..slots {
         let queue = Arc::clone(&queue);
         let work = Arc::clone(&work);
+        let permits = Arc::clone(&permits);
         workers.spawn(async move {
             let mut results = Vec::new();
             loop {
                 let next = queue.lock().expect("queue lock").pop_front();
-                let Some((job, item)) = next else { break };
+                let Some((job, (item, size))) = next else {
+                    break;
+                };
+                let Ok(_permit) = permits.acquire_many(weight(size) as u32).await else {
+                    break;
+                };
                 results.push(work(job, item).await);
             }
             results
@@ -365,8 +389,12 @@ pub async fn upload(
         client.mkdir(directory, true).await?;
     }
     let client = client.clone();
+    let files = plan.files.into_iter().map(|file| {
+        let size = file.size;
+        (file, size)
+    });
     Ok(
-        run_parallel(plan.files, concurrency, move |job, file: UploadJob| {
+        run_parallel(files.collect(), concurrency, move |job, file: UploadJob| {
             let client = client.clone();
             let observer = Arc::clone(&observer);
             let options = options.clone();
@@ -399,8 +427,14 @@ pub async fn download(
         std::fs::create_dir_all(directory).map_err(|error| ClientError::local(directory, error))?;
     }
     let client = client.clone();
-    Ok(
-        run_parallel(plan.files, concurrency, move |job, file: DownloadJob| {
+    let files = plan.files.into_iter().map(|file| {
+        let size = file.size;
+        (file, size)
+    });
+    Ok(run_parallel(
+        files.collect(),
+        concurrency,
+        move |job, file: DownloadJob| {
             let client = client.clone();
             let observer = Arc::clone(&observer);
             let options = options.clone();
@@ -416,9 +450,9 @@ pub async fn download(
                 .await;
                 (file.remote, result)
             }
-        })
-        .await,
+        },
     )
+    .await)
 }
 
 #[cfg(test)]
