@@ -681,6 +681,20 @@ fn iptables() -> &'static str {
 
 /// Runs a short helper command (`ip`, `iptables`), failing with its output.
 fn helper(command: &mut Command, label: &str, logs: &Path) -> anyhow::Result<()> {
+    run_helper(command, label, logs, false)
+}
+
+/// Runs a clean-up helper: also after Ctrl-C, when [`helper`] refuses.
+fn cleanup(command: &mut Command, label: &str, logs: &Path) -> anyhow::Result<()> {
+    run_helper(command, label, logs, true)
+}
+
+fn run_helper(
+    command: &mut Command,
+    label: &str,
+    logs: &Path,
+    cleaning: bool,
+) -> anyhow::Result<()> {
     let log = logs.join("link-setup.log");
     let file = fs::OpenOptions::new()
         .create(true)
@@ -689,9 +703,12 @@ fn helper(command: &mut Command, label: &str, logs: &Path) -> anyhow::Result<()>
         .with_context(|| format!("opening {}", log.display()))?;
     let copy = file.try_clone().context("duplicating a file handle")?;
     command.stdout(file).stderr(copy);
-    process::run_ok(command, None, COMMAND_LIMIT, label)
-        .with_context(|| format!("see {}", log.display()))?;
-    Ok(())
+    let result = if cleaning {
+        process::run_cleanup(command, COMMAND_LIMIT, label)
+    } else {
+        process::run_ok(command, None, COMMAND_LIMIT, label).map(|_| ())
+    };
+    result.with_context(|| format!("see {}", log.display()))
 }
 
 /// The two namespaces and the veth pair; removed when dropped.
@@ -707,7 +724,7 @@ impl Link {
         for namespace in [CLIENT_NS, SERVER_NS] {
             if namespace_exists(namespace) {
                 eprintln!("link: removing the namespace {namespace} left by an earlier run");
-                let _ = helper(
+                let _ = cleanup(
                     Command::new("ip").args(["netns", "del", namespace]),
                     "ip netns del",
                     logs,
@@ -749,11 +766,13 @@ impl Drop for Link {
     fn drop(&mut self) {
         for namespace in [CLIENT_NS, SERVER_NS] {
             if namespace_exists(namespace) {
-                let _ = helper(
+                if let Err(error) = cleanup(
                     Command::new("ip").args(["netns", "del", namespace]),
                     "ip netns del",
                     &self.logs,
-                );
+                ) {
+                    eprintln!("link: removing the namespace {namespace}: {error:#}");
+                }
             }
         }
     }
@@ -841,7 +860,7 @@ impl Impairer {
         for (namespace, interface) in std::mem::take(&mut self.rules) {
             let mut command = command_in(Some(namespace), iptables());
             command.args(rule("-D", interface));
-            if let Err(error) = helper(&mut command, "iptables -D", &self.logs) {
+            if let Err(error) = cleanup(&mut command, "iptables -D", &self.logs) {
                 eprintln!("link: removing the rule in {namespace}: {error:#}");
             }
         }

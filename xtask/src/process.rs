@@ -261,6 +261,34 @@ pub fn run_bounded(command: &mut Command, limit: Duration, label: &str) -> anyho
     }
 }
 
+/// Runs a clean-up command (removing a rule, a namespace) to completion,
+/// for at most `limit`, also after Ctrl-C or SIGTERM, when [`run`] refuses:
+/// the clean-up is what an interruption needs. Fails unless it succeeds.
+pub fn run_cleanup(command: &mut Command, limit: Duration, label: &str) -> anyhow::Result<()> {
+    command.stdin(Stdio::null());
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {label}"))?;
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child
+            .try_wait()
+            .with_context(|| format!("waiting for {label}"))?
+        {
+            if !status.success() {
+                bail!("{label} failed ({status})");
+            }
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{label} did not finish within {} s", limit.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// The descendants of `pid` (children, their children, ...), from `/proc`.
 pub fn descendants(pid: u32) -> Vec<u32> {
     let mut parents: Vec<(u32, u32)> = Vec::new();
