@@ -41,7 +41,9 @@ const RERUN_LIMIT: Duration = Duration::from_secs(300);
 const CLIENT_EXIT_LIMIT: Duration = Duration::from_secs(90);
 /// How long the ledger may take to agree with the disk, for a commit that
 /// was still in flight when a client died.
-const LEDGER_SETTLE_LIMIT: Duration = Duration::from_secs(30);
+const SETTLE_AFTER_KILL: Duration = Duration::from_secs(30);
+/// The same when nothing can be in flight (every client has ended).
+const SETTLE_AT_REST: Duration = Duration::from_secs(3);
 
 // ---------------------------------------------------------------- randomness
 
@@ -433,8 +435,14 @@ fn disk_usage(server: &TestServer) -> Result<u64, String> {
 /// in flight) gets time to settle. The admin rescan writes the database, so
 /// it runs only when no upload holds a reservation and so none can commit
 /// in between.
-fn check_ledger(stage: &str, server: &TestServer, client: &TestClient, findings: &mut Findings) {
-    let deadline = Instant::now() + LEDGER_SETTLE_LIMIT;
+fn check_ledger(
+    stage: &str,
+    settle: Duration,
+    server: &TestServer,
+    client: &TestClient,
+    findings: &mut Findings,
+) {
+    let deadline = Instant::now() + settle;
     let usage = loop {
         let measured = server_usage(server).and_then(|first| {
             let disk = disk_usage(server)?;
@@ -754,7 +762,13 @@ fn clients_killed_during_put_get_and_sync_leave_whole_files_and_a_true_ledger() 
             .join(", ")
     );
     let mut setup = Findings::default();
-    check_ledger("after the setup", server, client, &mut setup);
+    check_ledger(
+        "after the setup",
+        SETTLE_AT_REST,
+        server,
+        client,
+        &mut setup,
+    );
     assert!(setup.problems.is_empty(), "{:?}", setup.problems);
 
     let mut failed = Vec::new();
@@ -814,7 +828,13 @@ fn clients_killed_during_put_get_and_sync_leave_whole_files_and_a_true_ledger() 
             &before,
             &mut findings,
         );
-        check_ledger("after the kill", server, client, &mut findings);
+        check_ledger(
+            "after the kill",
+            SETTLE_AFTER_KILL,
+            server,
+            client,
+            &mut findings,
+        );
         match run_to_completion("the rerun", &mut world.command(&arguments)) {
             Ok(()) => check_complete(
                 "after the rerun",
@@ -826,7 +846,13 @@ fn clients_killed_during_put_get_and_sync_leave_whole_files_and_a_true_ledger() 
             ),
             Err(problem) => findings.problem(problem),
         }
-        check_ledger("after the rerun", server, client, &mut findings);
+        check_ledger(
+            "after the rerun",
+            SETTLE_AFTER_KILL,
+            server,
+            client,
+            &mut findings,
+        );
 
         let what = format!(
             "{} -j {jobs}, killed after {} ms{} ({left}){}",
@@ -1027,7 +1053,13 @@ fn a_server_killed_during_ten_uploads_restarts_with_whole_files_and_a_true_ledge
             findings.problem(format!("after the crash: {problem}"));
         }
         if restarted {
-            check_ledger("after the restart", &server, &client, &mut findings);
+            check_ledger(
+                "after the restart",
+                SETTLE_AT_REST,
+                &server,
+                &client,
+                &mut findings,
+            );
             let problems = finish_uploads(start_uploads(&client, &batch, mode), RERUN_LIMIT);
             if problems.is_empty() {
                 check_complete(
@@ -1042,7 +1074,13 @@ fn a_server_killed_during_ten_uploads_restarts_with_whole_files_and_a_true_ledge
             for problem in problems {
                 findings.problem(format!("the rerun: {problem}"));
             }
-            check_ledger("after the rerun", &server, &client, &mut findings);
+            check_ledger(
+                "after the rerun",
+                SETTLE_AT_REST,
+                &server,
+                &client,
+                &mut findings,
+            );
         }
 
         let what = format!(
