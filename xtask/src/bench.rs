@@ -19,6 +19,11 @@
 //! than [`cpu::RETRY_CORES`] is repeated (at most [`ATTEMPTS`] times).
 //! After the last round each qftp destination, and each re-run peer's, is
 //! compared with its source. The report holds the medians of the rounds.
+//!
+//! Two kinds of scenario run apart from that loopback loop, when selected:
+//! the network-link ones (`link-*`, [`crate::link`]: qftp, scp and qcp
+//! between two network namespaces with delay and loss) and `mem-ceiling`
+//! ([`crate::memceiling`]); their rows join the same report.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

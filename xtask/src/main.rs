@@ -40,9 +40,10 @@ struct Cli {
 /// The tasks.
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Measure qftp against cp+fsync and scp/rsync/lftp on loopback.
+    /// Measure qftp against cp+fsync and scp/rsync/lftp on loopback (and,
+    /// when selected, against scp/qcp over a delayed, lossy link).
     #[command(
-        after_help = "Example:\n  QFTP_PEERS_SCRIPT=/path/to/peers.sh cargo xtask bench --rounds 3\n  cargo xtask bench --peers-script /path/to/peers.sh --scenarios sync-10k,resync-10k\n  cargo xtask bench --no-peers --scenarios put-10k --rounds 1"
+        after_help = "Example:\n  QFTP_PEERS_SCRIPT=/path/to/peers.sh cargo xtask bench --rounds 3\n  cargo xtask bench --peers-script /path/to/peers.sh --scenarios sync-10k,resync-10k\n  cargo xtask bench --no-peers --scenarios put-10k --rounds 1\n  QFTP_PEERS_SCRIPT=/path/to/peers.sh cargo xtask bench --scenarios link-plain,link-delay,link-loss,put-1g,mem-ceiling"
     )]
     Bench(bench::BenchArgs),
     /// Delay and drop packets handed to a netfilter queue (used by the

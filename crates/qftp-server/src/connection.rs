@@ -378,7 +378,7 @@ fn open_session(
         })?;
     // Admin changes to the quota (or a rescan) apply from this login on.
     let quota = state.quotas.user(&record.name);
-    quota.refresh(&state.db)?;
+    quota.refresh(&state.db, || jail.disk_usage())?;
     Ok(Session {
         user: record.name.clone(),
         token_hash,

@@ -8,7 +8,9 @@
 //! user, so uploads racing on several connections cannot together overshoot.
 //!
 //! The ledger also keeps `used` and the quota between database visits: they
-//! are read at each login and the database is written once per commit,
+//! are read at each login (measured on disk at a user's first login after a
+//! server start, which repairs what a crash between a rename and its charge
+//! left behind) and the database is written once per commit,
 //! removal or rename (with the new value read back), so an upload costs one
 //! database write rather than a read at open, a read and a write at commit.
 //!
@@ -44,6 +46,8 @@ struct Ledger {
     /// `None` until first needed. Re-read at every login.
     figures: Option<(u64, Option<u64>)>,
     reserved: u64,
+    /// Whether `used` was measured on disk since this server started.
+    measured: bool,
     /// Paths with an upload in flight, each with the switch that asks that
     /// upload to give way.
     busy: HashMap<RemotePath, watch::Sender<bool>>,
@@ -148,9 +152,24 @@ impl Ledger {
 impl UserQuota {
     /// Re-reads `used` and the quota from the database, so that an admin's
     /// change (a new quota, a rescan) applies from the user's next login on.
-    pub fn refresh(&self, db: &UserDb) -> RequestResult<()> {
-        let figures = db.usage(&self.user).map_err(internal)?;
-        self.ledger.lock().expect("quota lock").figures = Some(figures);
+    ///
+    /// The first time in this server process, `used` is measured on disk
+    /// with `measure` instead: a server killed between a rename into place
+    /// and the database write that charges it leaves the stored figure one
+    /// file off, and the home itself is the truth. The user's lock is held
+    /// meanwhile, so no upload commits during the measurement.
+    pub fn refresh(
+        &self,
+        db: &UserDb,
+        measure: impl FnOnce() -> std::io::Result<u64>,
+    ) -> RequestResult<()> {
+        let mut ledger = self.ledger.lock().expect("quota lock");
+        if !ledger.measured {
+            let used = measure().map_err(internal)?;
+            db.set_used(&self.user, used).map_err(internal)?;
+            ledger.measured = true;
+        }
+        ledger.figures = Some(db.usage(&self.user).map_err(internal)?);
         Ok(())
     }
 
@@ -401,7 +420,33 @@ mod tests {
         assert_eq!(quota.usage(&db).unwrap().quota, Some(10));
         db.set_quota("alice", Some(20)).unwrap();
         assert_eq!(quota.usage(&db).unwrap().quota, Some(10));
-        quota.refresh(&db).unwrap();
+        quota.refresh(&db, || Ok(0)).unwrap();
         assert_eq!(quota.usage(&db).unwrap().quota, Some(20));
+    }
+
+    #[test]
+    fn the_first_refresh_after_a_start_measures_the_disk() {
+        let (_temp, db) = database(Some(100));
+        // A previous server process renamed a file into place and was
+        // killed before charging it: the database says 10, the disk 40.
+        db.set_used("alice", 10).unwrap();
+        let quota = QuotaBook::default().user("alice");
+        quota.refresh(&db, || Ok(40)).unwrap();
+        assert_eq!(quota.usage(&db).unwrap().used, 40);
+        assert_eq!(db.usage("alice").unwrap().0, 40);
+        // Later logins trust the ledger the server keeps itself.
+        quota.adjust(&db, 5).unwrap();
+        quota
+            .refresh(&db, || panic!("measured only once per process"))
+            .unwrap();
+        assert_eq!(quota.usage(&db).unwrap().used, 45);
+        // A failed measurement refuses the login and is tried again later.
+        let fresh = QuotaBook::default().user("alice");
+        assert!(
+            fresh
+                .refresh(&db, || Err(std::io::Error::other("unreadable")))
+                .is_err()
+        );
+        fresh.refresh(&db, || Ok(45)).unwrap();
     }
 }
