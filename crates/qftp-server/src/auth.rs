@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::LoginLimits;
 use crate::userdb::{UserDb, UserRecord, validate_user_name};
@@ -304,14 +304,18 @@ impl LoginGuard {
             .user(user)
             .map_err(|error| LoginError::Internal(error.to_string()))?;
         let hash = record.as_ref().map(|record| record.password_hash.clone());
-        let matches = self.verify(address, hash, password).await?;
+        let (matches, permit) = self.verify(address, hash, password).await?;
         match record {
             Some(record) if matches => {
+                drop(permit);
                 self.clear_failures(address, user);
                 Ok(record)
             }
             _ => {
+                // Recorded before the permit goes, so that no attempt
+                // waiting for it can start hashing before it sees the block.
                 let delay = self.record_failure(address, user);
+                drop(permit);
                 tokio::time::sleep(delay).await;
                 Err(LoginError::Failed)
             }
@@ -324,7 +328,8 @@ impl LoginGuard {
     }
 
     /// Verifies `password` against `hash` (the dummy when `None`) on a
-    /// blocking thread, holding one hashing permit.
+    /// blocking thread, holding one hashing permit, which is handed back so
+    /// that the caller can record the outcome before releasing it.
     ///
     /// The block is checked again once the permit is held: attempts that
     /// queued for a permit while the address was still allowed (one per
@@ -335,7 +340,7 @@ impl LoginGuard {
         address: IpAddr,
         hash: Option<String>,
         password: &str,
-    ) -> Result<bool, LoginError> {
+    ) -> Result<(bool, OwnedSemaphorePermit), LoginError> {
         let permit = Arc::clone(&self.hashing)
             .acquire_owned()
             .await
@@ -345,11 +350,11 @@ impl LoginGuard {
         }
         let password = password.to_owned();
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            match &hash {
+            let matches = match &hash {
                 Some(hash) => verify_password(hash, &password),
                 None => verify_password(dummy_hash(), &password),
-            }
+            };
+            (matches, permit)
         })
         .await
         .map_err(|error| LoginError::Internal(format!("password check failed: {error}")))
