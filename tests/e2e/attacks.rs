@@ -1186,8 +1186,9 @@ async fn a_login_flood_is_throttled_without_burning_cpu() {
 /// reserved by uploads in flight: three open uploads declaring `i64::MAX`
 /// bytes each (the largest size accepted) once overflowed that sum, which
 /// panicked with the ledger lock held and poisoned it for every later
-/// request of the user. The third is now refused, and the user's other
-/// requests keep working.
+/// request of the user. Now each is refused up front (no disk has that much
+/// free space; the ledger also refuses a sum that would overflow), and the
+/// user's other requests keep working.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reservations_of_huge_uploads_do_not_overflow_the_ledger() {
     let server = TestServer::start();

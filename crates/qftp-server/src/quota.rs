@@ -243,7 +243,13 @@ impl UserQuota {
                 ));
             }
         }
-        ledger.reserved += needed;
+        // Without a quota nothing else bounds the sum of huge declared sizes.
+        ledger.reserved = ledger.reserved.checked_add(needed).ok_or_else(|| {
+            RequestError::new(
+                ErrorKind::LimitReached,
+                format!("{path}: uploads in flight already reserve too many bytes"),
+            )
+        })?;
         let (give_way_sender, give_way) = watch::channel(false);
         ledger.busy.insert(path.clone(), give_way_sender);
         Ok(Reservation {

@@ -294,6 +294,7 @@ fn prepare_upload(
     let shown = path.to_string();
     let (dir, name) = jail.open_parent(path)?;
     let replaced = replaced_size(&dir, &name, &shown)?;
+    check_free_space(&dir, size.saturating_sub(replaced), &shown)?;
     let reservation = reserve(replaced)?;
     let partial = qftp_proto::partial_name(&name);
     let io_error = |error: std::io::Error| RequestError::from_io(&error, &shown);
@@ -710,6 +711,29 @@ fn store_small(
         size,
         &shown,
     )
+}
+
+/// Refuses an upload that needs more bytes than the file system holding
+/// `dir` has free (for unprivileged users), before anything is written or
+/// reserved; also what bounds the declared size for users without a quota.
+fn check_free_space(dir: &cap_std::fs::Dir, needed: u64, shown: &str) -> RequestResult<()> {
+    if needed == 0 {
+        return Ok(());
+    }
+    let stats = rustix::fs::fstatvfs(dir)
+        .map_err(|error| RequestError::from_io(&std::io::Error::from(error), shown))?;
+    let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+    if needed > free {
+        return Err(RequestError::new(
+            ErrorKind::QuotaExceeded { needed, free },
+            format!(
+                "{shown}: not enough space on the server: needs {}, {} free",
+                qftp_proto::size::format_size(needed),
+                qftp_proto::size::format_size(free)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The size of the regular file an upload to `name` in `dir` would replace
