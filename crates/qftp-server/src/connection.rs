@@ -58,8 +58,18 @@ pub(crate) struct Session {
     pub token_hash: [u8; 32],
     pub jail: Arc<Jail>,
     pub quota: Arc<UserQuota>,
+    /// When the session was last found valid, and the server's revocation
+    /// count then (see [`check_session`]).
+    checked: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
     _admission: UserConnectionGuard,
 }
+
+/// How long a session found valid is trusted before the database is asked
+/// again, unless this server revoked a session meanwhile. A tree of small
+/// files is one request per file; this keeps the check off that path while
+/// a logout elsewhere, an expiry or an admin's revocation still takes
+/// effect within a second.
+const SESSION_RECHECK: Duration = Duration::from_secs(1);
 
 /// Everything a request handler needs.
 #[derive(Debug, Clone)]
@@ -384,6 +394,7 @@ fn open_session(
         token_hash,
         jail: Arc::new(jail),
         quota,
+        checked: std::sync::Mutex::new(None),
         _admission: admission,
     })
 }
@@ -426,13 +437,28 @@ fn needs_live_session(request: &Request) -> bool {
 /// revoked (by a logout elsewhere, a password change or the user's
 /// deletion): a connection does not outlive the session it was opened with.
 fn check_session(context: &Context) -> RequestResult<()> {
+    let revocations = context
+        .state
+        .revocations
+        .load(std::sync::atomic::Ordering::Acquire);
+    let checked = *context.session.checked.lock().expect("session check lock");
+    if let Some((at, seen)) = checked
+        && seen == revocations
+        && at.elapsed() < SESSION_RECHECK
+    {
+        return Ok(());
+    }
     let now = Timestamp::now().secs;
     match context
         .state
         .db
         .session_user(&context.session.token_hash, now)
     {
-        Ok(Some(user)) if user == context.session.user => Ok(()),
+        Ok(Some(user)) if user == context.session.user => {
+            *context.session.checked.lock().expect("session check lock") =
+                Some((std::time::Instant::now(), revocations));
+            Ok(())
+        }
         Ok(_) => Err(RequestError::new(
             ErrorKind::SessionExpired,
             "session expired or revoked; log in again with `qftp login`",
@@ -566,6 +592,11 @@ async fn logout(context: &Context) -> HandlerResult {
                 "server error: cannot revoke the session",
             )
         })?;
+    // Open connections of this session notice at their next request.
+    context
+        .state
+        .revocations
+        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     tracing::info!(user = %context.session.user, revoked, "logout");
     Ok(Some(Response::Ok))
 }

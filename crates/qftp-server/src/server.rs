@@ -34,6 +34,9 @@ pub struct ServerState {
     pub quotas: QuotaBook,
     /// Directory flushes shared among concurrent uploads.
     pub dir_sync: DirSyncer,
+    /// Sessions revoked by this server so far (logouts); a change tells
+    /// open connections to check their session again at once.
+    pub revocations: std::sync::atomic::AtomicU64,
     connections: Arc<Semaphore>,
     per_user: Mutex<HashMap<String, usize>>,
 }
@@ -129,6 +132,7 @@ impl Server {
             per_user: Mutex::new(HashMap::new()),
             quotas: QuotaBook::default(),
             dir_sync: DirSyncer::default(),
+            revocations: std::sync::atomic::AtomicU64::new(0),
             db,
             root,
             config,

@@ -309,13 +309,11 @@ impl UserDb {
         token_hash: &[u8; 32],
         now_unix: i64,
     ) -> Result<Option<String>, DbError> {
-        let user = self
-            .lock()
-            .query_row(
-                "SELECT user FROM sessions WHERE token_hash = ?1 AND expires > ?2",
-                params![token_hash.as_slice(), now_unix],
-                |row| row.get(0),
-            )
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare_cached("SELECT user FROM sessions WHERE token_hash = ?1 AND expires > ?2")?;
+        let user = statement
+            .query_row(params![token_hash.as_slice(), now_unix], |row| row.get(0))
             .optional()?;
         Ok(user)
     }
