@@ -9,13 +9,14 @@
 //! digits and is at least the whole number times its unit; `format_size`
 //! writes a number and a binary unit, exactly for under 1 KiB, and what it
 //! writes parses back within its rounding (half a percent, plus a byte for
-//! the truncated fraction) for every size whose unit `parse_size` knows
-//! (below 1 PiB); `Quota` display and parsing round-trip the same way.
+//! the truncated fraction) for every size below the few that round up to
+//! 16 EiB; `Quota` display and parsing round-trip the same way.
 
 use qftp_proto::size::{Quota, format_size, parse_size};
 
-/// The first size `format_size` writes in PiB, a unit `parse_size` does not read.
-pub const FIRST_PIB: u64 = 1 << 50;
+/// Sizes from here up are written as "16.00 EiB" (rounded up), which is
+/// more than a `u64` holds and so cannot be read back.
+pub const FIRST_UNREADABLE: u64 = u64::MAX - u64::MAX / 400;
 
 /// The whole check; see the module docs for the input layout.
 pub fn check(data: &[u8]) {
@@ -79,6 +80,10 @@ fn unit_multiplier(unit: &str) -> Option<u64> {
         "gib" => 1 << 30,
         "t" | "tb" => 1_000_000_000_000,
         "tib" => 1 << 40,
+        "p" | "pb" => 1_000_000_000_000_000,
+        "pib" => 1 << 50,
+        "e" | "eb" => 1_000_000_000_000_000_000,
+        "eib" => 1 << 60,
         _ => return None,
     })
 }
@@ -96,7 +101,7 @@ fn check_format(bytes: u64) {
     }
     let quota_text = Quota::Bytes(bytes).to_string();
     assert_eq!(quota_text, text);
-    if bytes >= FIRST_PIB {
+    if bytes >= FIRST_UNREADABLE {
         return;
     }
     let back = parse_size(&text).unwrap_or_else(|error| panic!("{bytes}: {error}"));
