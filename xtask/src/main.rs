@@ -11,6 +11,9 @@
 //! between two network namespaces use the hidden task `nfdelay` as the
 //! impairer, and its `mem-ceiling` scenario the hidden task of that name.
 //! See `docs/performance.md` for the method and the latest results.
+//!
+//! The task `stress` runs the reliability suites at full scale (see
+//! `docs/reliability.md`).
 
 mod bench;
 mod cpu;
@@ -23,6 +26,7 @@ mod process;
 mod report;
 mod rerun;
 mod server;
+mod stress;
 
 use std::process::ExitCode;
 
@@ -54,6 +58,12 @@ enum Task {
     /// transport settings (the `mem-ceiling` scenario of `bench`).
     #[command(hide = true, name = "mem-ceiling")]
     MemCeiling(memceiling::MemCeilingArgs),
+    /// Run the reliability suites (fuzz, crash, load, network, attacks) at
+    /// full scale and write their table to target/stress.
+    #[command(
+        after_help = "Example:\n  cargo xtask stress\n  cargo xtask stress --suites crash --crash-rounds 200 --seed 42"
+    )]
+    Stress(stress::StressArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +75,7 @@ fn main() -> ExitCode {
         Task::Bench(arguments) => bench::run(&arguments),
         Task::Nfdelay(arguments) => nfdelay::run(&arguments),
         Task::MemCeiling(arguments) => memceiling::run(&arguments),
+        Task::Stress(arguments) => stress::run(&arguments),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -112,7 +112,11 @@ pub fn run(arguments: &StressArgs) -> anyhow::Result<()> {
         let succeeded = run_logged(&mut command, &log, arguments.suite_limit_minutes, suite)?;
         let found = reliability_lines(&log, suite)?;
         if !succeeded {
-            broken.push(format!("{}: the suite failed (see {})", suite.name(), log.display()));
+            broken.push(format!(
+                "{}: the suite failed (see {})",
+                suite.name(),
+                log.display()
+            ));
         }
         if found.is_empty() {
             broken.push(format!("{}: no scenario reported a result", suite.name()));
@@ -185,19 +189,28 @@ fn command_for(suite: Suite, arguments: &StressArgs, root: &Path) -> Command {
 /// The environment that sets the end-to-end suites' scale.
 fn scale(arguments: &StressArgs) -> Vec<(&'static str, String)> {
     vec![
-        ("QFTP_STRESS_CRASH_ROUNDS", arguments.crash_rounds.to_string()),
+        (
+            "QFTP_STRESS_CRASH_ROUNDS",
+            arguments.crash_rounds.to_string(),
+        ),
         (
             "QFTP_STRESS_SERVER_CRASH_ROUNDS",
             arguments.server_crash_rounds.to_string(),
         ),
-        ("QFTP_STRESS_LOAD_CLIENTS", arguments.load_clients.to_string()),
+        (
+            "QFTP_STRESS_LOAD_CLIENTS",
+            arguments.load_clients.to_string(),
+        ),
         ("QFTP_STRESS_LOAD_FILES", arguments.load_files.to_string()),
         (
             "QFTP_STRESS_IDLE_CONNECTIONS",
             arguments.idle_connections.to_string(),
         ),
         ("QFTP_STRESS_NETWORK_MIB", arguments.network_mib.to_string()),
-        ("QFTP_STRESS_ATTACK_ROUNDS", arguments.attack_rounds.to_string()),
+        (
+            "QFTP_STRESS_ATTACK_ROUNDS",
+            arguments.attack_rounds.to_string(),
+        ),
     ]
 }
 
@@ -237,7 +250,8 @@ fn run_logged(
 
 /// The `reliability:` lines of a log.
 fn reliability_lines(log: &Path, suite: Suite) -> anyhow::Result<Vec<Row>> {
-    let text = std::fs::read_to_string(log).with_context(|| format!("reading {}", log.display()))?;
+    let text =
+        std::fs::read_to_string(log).with_context(|| format!("reading {}", log.display()))?;
     let mut rows = Vec::new();
     for line in text.lines() {
         let Some(json) = line.split_once("reliability:").map(|(_, rest)| rest.trim()) else {
@@ -272,7 +286,10 @@ fn rerun_hint(suite: Suite, arguments: &StressArgs) -> String {
         Suite::Crash => format!(
             "{} {}",
             flag("crash-rounds", arguments.crash_rounds.to_string()),
-            flag("server-crash-rounds", arguments.server_crash_rounds.to_string())
+            flag(
+                "server-crash-rounds",
+                arguments.server_crash_rounds.to_string()
+            )
         ),
         Suite::Load => format!(
             "{} {} {}",
