@@ -92,6 +92,13 @@ struct Row {
 }
 
 impl Row {
+    fn scenario(&self) -> &str {
+        self.fields
+            .get("scenario")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+    }
+
     fn number(&self, key: &str) -> u64 {
         self.fields.get(key).and_then(Value::as_u64).unwrap_or(0)
     }
@@ -268,10 +275,7 @@ fn reliability_lines(log: &Path, suite: Suite) -> anyhow::Result<Vec<Row>> {
 fn describe(row: &Row) -> String {
     format!(
         "{}: {} rounds, {} failures, {} lost",
-        row.fields
-            .get("scenario")
-            .and_then(Value::as_str)
-            .unwrap_or("?"),
+        row.scenario(),
         row.number("rounds"),
         row.number("failures"),
         row.number("data_lost")
@@ -322,10 +326,7 @@ fn render(rows: &[Row], started: &str, arguments: &StressArgs) -> String {
             .collect();
         text.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} |\n",
-            row.fields
-                .get("scenario")
-                .and_then(Value::as_str)
-                .unwrap_or("?"),
+            row.scenario(),
             row.number("rounds"),
             row.number("failures"),
             row.number("data_lost"),
