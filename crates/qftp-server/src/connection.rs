@@ -99,9 +99,7 @@ impl Context {
         work: impl FnOnce(&Jail) -> RequestResult<T> + Send + 'static,
     ) -> RequestResult<T> {
         let jail = Arc::clone(&self.session.jail);
-        tokio::task::spawn_blocking(move || work(&jail))
-            .await
-            .map_err(|_| RequestError::new(ErrorKind::Internal, "server error: task failed"))?
+        off_runtime(move || work(&jail)).await
     }
 }
 
@@ -239,7 +237,10 @@ async fn authenticate(
         };
         let outcome = match frame.request {
             Request::Login { user, password } => login(state, remote, &user, &password).await,
-            Request::Authenticate { token } => resume_session(state, remote, &token),
+            Request::Authenticate { token } => {
+                let state = Arc::clone(state);
+                off_runtime(move || resume_session(&state, remote, &token)).await
+            }
             other => Err(RequestError::new(
                 ErrorKind::NotAuthenticated,
                 format!("not logged in (request {} needs a login)", other.kind()),
@@ -317,7 +318,10 @@ async fn login(
                 "server error: cannot store the session",
             )
         })?;
-    let session = open_session(state, &record, hash)?;
+    let session = {
+        let (state, record) = (Arc::clone(state), record.clone());
+        off_runtime(move || open_session(&state, &record, hash)).await?
+    };
     tracing::info!(%remote, user = %record.name, "login succeeded");
     Ok((
         session,
@@ -363,6 +367,17 @@ fn resume_session(
     let session = open_session(state, &record, hash)?;
     tracing::info!(%remote, user = %record.name, "session resumed");
     Ok((session, Response::Authenticated { user: record.name }))
+}
+
+/// Runs session set-up on a blocking thread: it reads the database, opens
+/// the home and, at a user's first login after a start, walks the whole
+/// home to recount its usage, none of which may stall the async workers.
+async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> RequestResult<T> + Send + 'static,
+) -> RequestResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| RequestError::new(ErrorKind::Internal, "server error: task failed"))?
 }
 
 fn open_session(
