@@ -510,37 +510,15 @@ async fn finish_upload(
     let quota = Arc::clone(&context.session.quota);
     let state = Arc::clone(&context.state);
     tokio::task::spawn_blocking(move || {
-        let PreparedUpload {
-            dir,
-            name,
-            partial,
-            file,
-            hasher,
-            ..
-        } = prepared;
-        if hasher.finalize().as_bytes() != &client_hash {
-            let _ = dir.remove_file(&partial);
+        if prepared.hasher.finalize().as_bytes() != &client_hash {
+            let _ = prepared.dir.remove_file(&prepared.partial);
             return Err(RequestError::new(
                 ErrorKind::IntegrityMismatch,
                 format!("{shown}: BLAKE3 mismatch; the upload was discarded"),
             ));
         }
-        let io_error = |error: std::io::Error| RequestError::from_io(&error, &shown);
-        if let Some(mtime) = mtime {
-            let mtime = filetime::FileTime::from_system_time(mtime);
-            filetime::set_file_handle_times(&file, None, Some(mtime)).map_err(io_error)?;
-        }
-        file.sync_all().map_err(io_error)?;
-        place(
-            &state,
-            &quota,
-            &mut reservation,
-            &dir,
-            &partial,
-            &name,
-            size,
-            &shown,
-        )
+        seal(&prepared.file, mtime).map_err(|error| RequestError::from_io(&error, &shown))?;
+        place(&state, &quota, &mut reservation, &prepared, size, &shown)
     })
     .await
     .map_err(|_| RequestError::new(ErrorKind::Internal, "server error: task failed"))??;
@@ -551,20 +529,29 @@ async fn finish_upload(
     })
 }
 
-/// Renames a synced partial into its final name and charges the quota in
+/// Gives a fully written partial file its mtime and makes its data durable.
+fn seal(file: &std::fs::File, mtime: Option<std::time::SystemTime>) -> std::io::Result<()> {
+    if let Some(mtime) = mtime {
+        let mtime = filetime::FileTime::from_system_time(mtime);
+        filetime::set_file_handle_times(file, None, Some(mtime))?;
+    }
+    file.sync_all()
+}
+
+/// Renames a sealed partial into its final name and charges the quota in
 /// one step, then makes the rename durable with a directory flush shared
 /// among the uploads finishing in that directory at the same time.
-#[allow(clippy::too_many_arguments)]
 fn place(
     state: &ServerState,
     quota: &crate::quota::UserQuota,
     reservation: &mut Reservation,
-    dir: &cap_std::fs::Dir,
-    partial: &str,
-    name: &str,
+    upload: &PreparedUpload,
     size: u64,
     shown: &str,
 ) -> RequestResult<()> {
+    let PreparedUpload {
+        dir, name, partial, ..
+    } = upload;
     let io_error = |error: std::io::Error| RequestError::from_io(&error, shown);
     // The directory handle itself may be a path-only descriptor, which
     // cannot be synced; open the directory for reading.
@@ -682,35 +669,13 @@ fn store_small(
     let (prepared, mut reservation) = prepare_upload(jail, path, size, false, |replaced| {
         quota.reserve(&state.db, path, size, replaced)
     })?;
-    let PreparedUpload {
-        dir,
-        name,
-        partial,
-        mut file,
-        ..
-    } = prepared;
-    let io_error = |error: std::io::Error| RequestError::from_io(&error, &shown);
-    let written = std::io::Write::write_all(&mut file, body).and_then(|()| {
-        if let Some(mtime) = mtime {
-            let mtime = filetime::FileTime::from_system_time(mtime);
-            filetime::set_file_handle_times(&file, None, Some(mtime))?;
-        }
-        file.sync_all()
-    });
+    let written = std::io::Write::write_all(&mut &prepared.file, body)
+        .and_then(|()| seal(&prepared.file, mtime));
     if let Err(error) = written {
-        let _ = dir.remove_file(&partial);
-        return Err(io_error(error));
+        let _ = prepared.dir.remove_file(&prepared.partial);
+        return Err(RequestError::from_io(&error, &shown));
     }
-    place(
-        state,
-        quota,
-        &mut reservation,
-        &dir,
-        &partial,
-        &name,
-        size,
-        &shown,
-    )
+    place(state, quota, &mut reservation, &prepared, size, &shown)
 }
 
 /// Refuses an upload that needs more bytes than the file system holding
