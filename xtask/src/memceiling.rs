@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use clap::Args;
-use qftp_transport::tuning::{PathProfile, TransportLimits, endpoint, transport_config};
+use qftp_transport::tuning::{
+    Congestion, PathProfile, TransportLimits, endpoint, transport_config,
+};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -61,10 +63,11 @@ pub fn run(arguments: &MemCeilingArgs) -> anyhow::Result<()> {
     let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(
         QuicServerConfig::try_from(server_tls).context("building the server's QUIC TLS")?,
     ));
-    server_config.transport_config(transport_config(
-        &TransportLimits::default(),
-        PathProfile::Loopback,
-    ));
+    let limits = TransportLimits {
+        congestion: Congestion::from_env().map_err(anyhow::Error::msg)?,
+        ..TransportLimits::default()
+    };
+    server_config.transport_config(transport_config(&limits, PathProfile::Loopback));
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(certificate).context("trusting the certificate")?;
@@ -78,10 +81,7 @@ pub fn run(arguments: &MemCeilingArgs) -> anyhow::Result<()> {
     let mut client_config = quinn::ClientConfig::new(Arc::new(
         QuicClientConfig::try_from(client_tls).context("building the client's QUIC TLS")?,
     ));
-    client_config.transport_config(transport_config(
-        &TransportLimits::default(),
-        PathProfile::Loopback,
-    ));
+    client_config.transport_config(transport_config(&limits, PathProfile::Loopback));
 
     let (address_sender, address_receiver) = mpsc::channel::<SocketAddr>();
     let server = std::thread::Builder::new()

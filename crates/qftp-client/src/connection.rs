@@ -15,7 +15,7 @@ use qftp_proto::{
     ClientFrame, ClientHello, DataHeader, EntryInfo, PROTOCOL_VERSION, Request, Response,
     ServerFrame, ServerHello, Timestamp, Usage,
 };
-use qftp_transport::tuning::{PathProfile, TransportLimits, transport_config};
+use qftp_transport::tuning::{Congestion, PathProfile, TransportLimits, transport_config};
 use qftp_transport::{Fingerprint, framed};
 use quinn::crypto::rustls::QuicClientConfig;
 use tokio::sync::{mpsc, oneshot};
@@ -86,6 +86,7 @@ pub fn quic_client_config(
         idle_timeout,
         max_uni_streams: INCOMING_DATA_STREAMS,
         max_bi_streams: 0,
+        congestion: Congestion::from_env().map_err(ClientError::Usage)?,
         ..TransportLimits::default()
     };
     config.transport_config(transport_config(&limits, profile));

@@ -131,6 +131,11 @@ pub struct ServerConfig {
     pub max_frame_size: usize,
     /// Seconds without traffic after which a connection is closed.
     pub idle_timeout_secs: u64,
+    /// Bytes one connection may send ahead of what the server has taken in
+    /// (a size such as `96MiB`; one stream gets half). It bounds what a
+    /// connection can make the server buffer, and must exceed bandwidth ×
+    /// round trip for uploads to run at the path's rate.
+    pub receive_window: String,
     /// Seconds a session token stays valid.
     pub session_ttl_secs: u64,
     /// Abandoned partial uploads older than this many seconds are removed.
@@ -160,6 +165,8 @@ pub struct LoginLimits {
 }
 
 const DAY_SECS: u64 = 24 * 60 * 60;
+const MIN_RECEIVE_WINDOW: u64 = 1024 * 1024;
+const MAX_RECEIVE_WINDOW: u64 = 1024 * 1024 * 1024;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -172,6 +179,7 @@ impl Default for ServerConfig {
             max_streams_per_connection: 64,
             max_frame_size: qftp_proto::DEFAULT_MAX_FRAME,
             idle_timeout_secs: 60,
+            receive_window: "96MiB".to_owned(),
             session_ttl_secs: 30 * DAY_SECS,
             partial_max_age_secs: 7 * DAY_SECS,
             login: LoginLimits::default(),
@@ -226,6 +234,19 @@ impl ServerConfig {
         Duration::from_secs(self.session_ttl_secs)
     }
 
+    /// [`Self::receive_window`] in bytes.
+    pub fn receive_window(&self) -> Result<u32, String> {
+        let bytes = qftp_proto::size::parse_size(&self.receive_window)
+            .map_err(|error| format!("invalid receive_window: {error}"))?;
+        if !(MIN_RECEIVE_WINDOW..=MAX_RECEIVE_WINDOW).contains(&bytes) {
+            return Err(format!(
+                "receive_window must be between 1MiB and 1GiB, not {}",
+                self.receive_window
+            ));
+        }
+        u32::try_from(bytes).map_err(|_| format!("receive_window {bytes} is too large"))
+    }
+
     /// [`Self::partial_max_age_secs`] as a duration.
     pub fn partial_max_age(&self) -> Duration {
         Duration::from_secs(self.partial_max_age_secs)
@@ -237,6 +258,7 @@ impl ServerConfig {
         if let Err(error) = self.default_quota() {
             return Err(error.to_string());
         }
+        self.receive_window()?;
         if self.max_frame_size == 0 || self.max_frame_size > qftp_proto::HARD_MAX_FRAME {
             return Err(format!(
                 "max_frame_size must be between 1 and {} bytes, not {}",
@@ -311,6 +333,12 @@ pub const CONFIG_TEMPLATE: &str = r#"# qftp-server configuration.
 
 # Seconds without traffic after which a connection is closed.
 # idle_timeout_secs = 60
+
+# Bytes one connection may send ahead of what the server has taken in (one
+# file's stream gets half). Bounds the memory a connection can tie up; needs to
+# exceed bandwidth x round trip (several times over on lossy paths) for uploads
+# to run at the path's rate. Loopback connections use at most 32MiB.
+# receive_window = "96MiB"
 
 # Seconds a login session (the token a client keeps) stays valid: 30 days.
 # session_ttl_secs = 2592000
@@ -441,6 +469,16 @@ mod tests {
         assert_eq!(config.session_ttl(), Duration::from_secs(30 * DAY_SECS));
         assert_eq!(config.partial_max_age(), Duration::from_secs(7 * DAY_SECS));
         assert_eq!(config.idle_timeout(), Duration::from_secs(60));
+        assert_eq!(config.receive_window(), Ok(96 << 20));
+    }
+
+    #[test]
+    fn receive_window_accepts_sizes_within_bounds() {
+        for (text, bytes) in [("1MiB", 1 << 20), ("256 MiB", 256 << 20), ("1GiB", 1 << 30)] {
+            let (_dir, root) = write_config(&format!("receive_window = \"{text}\""));
+            let config = ServerConfig::load(&root).unwrap();
+            assert_eq!(config.receive_window(), Ok(bytes), "{text}");
+        }
     }
 
     #[test]
@@ -466,6 +504,9 @@ mod tests {
             "max_frame_size = 0",
             "max_frame_size = 16777217",
             "[login]\nhashing_concurrency = 0",
+            "receive_window = \"lots\"",
+            "receive_window = \"512KiB\"",
+            "receive_window = \"2GiB\"",
         ] {
             let (_dir, root) = write_config(text);
             let error = ServerConfig::load(&root).unwrap_err();

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use qftp_transport::Fingerprint;
-use qftp_transport::tuning::{PathProfile, TransportLimits, transport_config};
+use qftp_transport::tuning::{Congestion, PathProfile, TransportLimits, transport_config};
 use quinn::crypto::rustls::QuicServerConfig;
 use tokio::sync::Semaphore;
 
@@ -110,9 +110,13 @@ impl Server {
         tls.max_early_data_size = 0;
         let crypto =
             Arc::new(QuicServerConfig::try_from(tls).context("building the QUIC TLS config")?);
+        let receive_window = config.receive_window().map_err(anyhow::Error::msg)?;
         let limits = TransportLimits {
             idle_timeout: config.idle_timeout(),
             max_uni_streams: config.max_streams_per_connection,
+            stream_window: receive_window / 2,
+            connection_window: receive_window,
+            congestion: Congestion::from_env().map_err(anyhow::Error::msg)?,
             ..TransportLimits::default()
         };
         let path_config = |profile| {

@@ -1,5 +1,7 @@
 //! QUIC glue that the qftp client and server share.
 //!
+//! * [`congestion`]: qftp's congestion controller, which tells random loss
+//!   from congestion.
 //! * [`framed`]: reading and writing [`qftp_proto::frame`]s on quinn streams,
 //!   with the size limit checked before the payload is read.
 //! * [`fingerprint`]: the SHA-256 fingerprint by which a client pins a
@@ -11,6 +13,7 @@
 //! This crate holds no protocol logic (that is `qftp-proto`) and no policy
 //! (users, files, trust decisions belong to the server and client crates).
 
+pub mod congestion;
 pub mod fingerprint;
 pub mod framed;
 pub mod pump;
