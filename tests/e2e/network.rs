@@ -66,13 +66,18 @@ struct Setup {
     local: tempfile::TempDir,
 }
 
+/// The relay listens on loopback, where both ends would pick quinn's BBR;
+/// a lossy path is what qftp's own controller is for, so these runs use it
+/// (and so exercise it through loss, reordering, duplicates and cuts).
+const CONGESTION: [(&str, &str); 1] = [("QFTP_CONGESTION", "delivery-rate")];
+
 impl Setup {
     fn new(impairment: Impairment) -> Self {
         let started = Instant::now();
-        let server = TestServer::start();
+        let server = TestServer::start_with("", &CONGESTION);
         server.add_user("alice", "alice-pw-1", None);
         let relay = Relay::start(server.address, impairment);
-        let client = TestClient::new();
+        let client = TestClient::with_environment(&CONGESTION);
         let target = format!("alice@{}", relay.address);
         let login = crate::support::run_with_input(
             &mut client.command(&[
@@ -650,4 +655,29 @@ fn a_path_cut_past_the_idle_timeout_fails_cleanly_and_a_rerun_resumes() {
     );
     scenario.verify_file(&source, &target);
     scenario.finish();
+}
+
+#[test]
+fn an_unknown_congestion_controller_is_refused_with_the_names_it_knows() {
+    let server = TestServer::start();
+    server.add_user("alice", "alice-pw-1", None);
+    let client = TestClient::with_environment(&[("QFTP_CONGESTION", "reno")]);
+    let target = format!("alice@{}", server.address);
+    let login = crate::support::run_with_input(
+        &mut client.command(&[
+            "login",
+            &target,
+            "--password-stdin",
+            "--fingerprint",
+            &server.fingerprint,
+        ]),
+        "alice-pw-1\n",
+    );
+    assert!(!login.status.success());
+    let stderr = text(&login.stderr);
+    assert!(
+        stderr.contains("QFTP_CONGESTION") && stderr.contains("delivery-rate, bbr, cubic"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 }

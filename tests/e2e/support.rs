@@ -67,6 +67,8 @@ pub struct TestServer {
     pub temp: tempfile::TempDir,
     pub root: PathBuf,
     child: Option<Child>,
+    /// Added to the environment of every `serve`.
+    environment: Vec<(String, String)>,
     pub address: SocketAddr,
     pub fingerprint: String,
 }
@@ -79,6 +81,12 @@ impl TestServer {
 
     /// Like [`TestServer::start`], with top-level settings added to config.toml.
     pub fn start_with_config(extra_config: &str) -> Self {
+        Self::start_with(extra_config, &[])
+    }
+
+    /// Like [`TestServer::start_with_config`], serving with `environment`
+    /// added to the server process's environment.
+    pub fn start_with(extra_config: &str, environment: &[(&str, &str)]) -> Self {
         let temp = tempfile::tempdir().expect("temp dir");
         let root = temp.path().join("root");
         let output = Self::admin_at(&root, &["init"])
@@ -100,6 +108,10 @@ impl TestServer {
             temp,
             root,
             child: None,
+            environment: environment
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
             address: "127.0.0.1:0".parse().expect("address"),
             fingerprint: String::new(),
         };
@@ -124,6 +136,7 @@ impl TestServer {
             .arg(&self.root)
             .args(["serve", "--listen", listen])
             .env("RUST_LOG", "warn")
+            .envs(self.environment.iter().map(|(name, value)| (name, value)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -217,12 +230,22 @@ impl Drop for TestServer {
 /// A `qftp` user with its own config directory.
 pub struct TestClient {
     pub config: tempfile::TempDir,
+    environment: Vec<(String, String)>,
 }
 
 impl TestClient {
     pub fn new() -> Self {
+        Self::with_environment(&[])
+    }
+
+    /// A client whose every command runs with `environment` added.
+    pub fn with_environment(environment: &[(&str, &str)]) -> Self {
         Self {
             config: tempfile::tempdir().expect("temp dir"),
+            environment: environment
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
         }
     }
 
@@ -232,6 +255,7 @@ impl TestClient {
         command
             .env("QFTP_CONFIG_DIR", self.config.path())
             .env("NO_COLOR", "1")
+            .envs(self.environment.iter().map(|(name, value)| (name, value)))
             .args(arguments);
         command
     }

@@ -263,7 +263,14 @@ impl DeliveryRate {
             self.burst_started = Some(now);
             self.burst_bytes = 0;
         } else {
-            let extra = (self.burst_bytes - expected).min(self.window);
+            // Capped at one bandwidth-delay product: bounded by the window
+            // instead, the allowance fed on itself (a larger window let
+            // larger bursts through, which raised the window) and reached
+            // ten products on the 50 ms test link.
+            let product = self
+                .min_rtt
+                .map_or(0, |min_rtt| expected_bytes(bandwidth, min_rtt));
+            let extra = (self.burst_bytes - expected).min(product);
             self.extra_acked.record(extra);
         }
     }

@@ -11,8 +11,10 @@
 //! * **Network** (everything else): quinn's 1200-byte start with MTU
 //!   discovery up to 1452, safe on any Internet path.
 //!
-//! Both use qftp's own congestion controller ([`crate::congestion`]) unless
-//! `QFTP_CONGESTION` picks one of quinn's (for measuring them side by side).
+//! Congestion control, chosen per path by measurement (see
+//! [`Congestion::for_path`]): qftp's own delivery-rate controller
+//! ([`crate::congestion`]) on network paths, quinn's BBR on loopback.
+//! `QFTP_CONGESTION` overrides both, for measuring them side by side.
 //!
 //! Flow-control windows are bounded per connection (see
 //! [`TransportLimits`]). On a network path they must cover more than the
@@ -45,8 +47,9 @@ pub struct TransportLimits {
     /// Bytes the peer may have in flight on the whole connection (on
     /// loopback at most [`LOOPBACK_CONNECTION_WINDOW`]).
     pub connection_window: u32,
-    /// The congestion controller of this end's sending side.
-    pub congestion: Congestion,
+    /// The congestion controller of this end's sending side; `None`: the
+    /// path's default ([`Congestion::for_path`]).
+    pub congestion: Option<Congestion>,
 }
 
 impl Default for TransportLimits {
@@ -57,16 +60,15 @@ impl Default for TransportLimits {
             max_bi_streams: 1,
             stream_window: DEFAULT_CONNECTION_WINDOW / 2,
             connection_window: DEFAULT_CONNECTION_WINDOW,
-            congestion: Congestion::default(),
+            congestion: None,
         }
     }
 }
 
 /// The congestion controllers an end can send with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Congestion {
     /// qftp's delivery-rate controller ([`crate::congestion`]).
-    #[default]
     DeliveryRate,
     /// quinn's BBR (marked experimental by quinn).
     Bbr,
@@ -95,14 +97,29 @@ impl Congestion {
         }
     }
 
-    /// The controller named by [`Congestion::ENV`], or the default when it is
+    /// The controller a path gets unless told otherwise.
+    ///
+    /// On network paths, qftp's: through 50 ms and 1 % loss it carried a
+    /// 256 MiB put in the loss-free time (1.9 s) where quinn's BBR took
+    /// 2.3 s and Cubic collapsed. On loopback, where nothing is lost at
+    /// random, quinn's BBR moved 1,000 × 1 MiB a little faster (1.03-1.05 s
+    /// against 1.07-1.20 s in alternating runs): qftp's model sizes the
+    /// window from the minimum round trip, tens of microseconds there.
+    pub fn for_path(profile: PathProfile) -> Self {
+        match profile {
+            PathProfile::Loopback => Self::Bbr,
+            PathProfile::Network => Self::DeliveryRate,
+        }
+    }
+
+    /// The controller named by [`Congestion::ENV`], or `None` when it is
     /// unset or empty.
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Option<Self>, String> {
         match std::env::var(Self::ENV) {
-            Ok(name) if !name.trim().is_empty() => {
-                Self::parse(&name).map_err(|error| format!("{}: {error}", Self::ENV))
-            }
-            Ok(_) | Err(std::env::VarError::NotPresent) => Ok(Self::default()),
+            Ok(name) if !name.trim().is_empty() => Self::parse(&name)
+                .map(Some)
+                .map_err(|error| format!("{}: {error}", Self::ENV)),
+            Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
             Err(std::env::VarError::NotUnicode(_)) => {
                 Err(format!("{} is not valid UTF-8", Self::ENV))
             }
@@ -174,12 +191,13 @@ pub fn transport_config(limits: &TransportLimits, profile: PathProfile) -> Arc<T
         .stream_receive_window(VarInt::from_u32(stream_window))
         .receive_window(VarInt::from_u32(connection_window))
         .send_window(u64::from(connection_window));
-    // Not quinn's default Cubic: through a relay adding 50 ms round trip and
-    // 1% loss each way, a 32 MiB put took 5.9 s with Cubic and 1.5-1.9 s
-    // with BBR (three runs). Cubic reads every loss as congestion and never
-    // reaches the path's rate; quinn's BBR holds about half the loss-free
-    // rate under 1 % loss (see crate::congestion).
-    config.congestion_controller_factory(limits.congestion.factory());
+    // Never quinn's default Cubic unless asked: through a relay adding 50 ms
+    // round trip and 1% loss each way, a 32 MiB put took 5.9 s with Cubic
+    // and 1.5-1.9 s with BBR. Cubic reads every loss as congestion.
+    let congestion = limits
+        .congestion
+        .unwrap_or_else(|| Congestion::for_path(profile));
+    config.congestion_controller_factory(congestion.factory());
     if profile == PathProfile::Loopback {
         let mut discovery = MtuDiscoveryConfig::default();
         discovery.upper_bound(LOOPBACK_MAX_MTU);
