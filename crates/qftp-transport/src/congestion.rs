@@ -2,33 +2,37 @@
 //! loss from congestion.
 //!
 //! Why our own: loss-based controllers (quinn's default Cubic, NewReno)
-//! halve the window on every loss, so a path that drops 1 % of packets at
-//! random never gets past a few packets in flight; through 50 ms and 1 %
-//! loss a Cubic copy crawled at well under 1 MB/s. quinn 0.11's BBR does not
-//! collapse, but it enters packet conservation (window = bytes in flight)
-//! in every round trip that saw a loss, which at 1 % and thousands of
-//! packets per round is nearly every round; it held about half of what the
-//! same path carries without loss.
+//! cut the window on every loss, so a path that drops 1 % of packets at
+//! random never gets far: through 50 ms and 1 % loss a 256 MiB put with
+//! Cubic had moved 23 MB after 60 s. quinn 0.11's BBR does not collapse,
+//! but it enters packet conservation in every round trip that saw a loss;
+//! on that path it took 2.3 s where this controller takes 1.9 s, the same
+//! as without loss (both with the network windows of [`crate::tuning`]).
 //!
 //! The model, in the spirit of BBR's second version:
 //! * Each round trip (from the moment a round starts until a packet sent
 //!   after that moment is acknowledged) yields a delivery-rate sample:
 //!   bytes acknowledged during the round divided by its length. The
 //!   bandwidth estimate is the largest sample of the last
-//!   [`FILTER_ROUNDS`] rounds.
+//!   [`FILTER_ROUNDS`] rounds that gave one (a round limited by the
+//!   application only counts when it beats the estimate).
 //! * **Startup** grows the window by every acknowledged byte (doubling per
-//!   round, but to at most three bandwidth-delay products) until the bandwidth estimate stops growing by a quarter for
-//!   three rounds, or a round loses more than the loss threshold.
+//!   round, but to at most three bandwidth-delay products) until the
+//!   bandwidth estimate stops growing by a quarter for three rounds, or a
+//!   round loses more than the loss threshold.
 //! * **Steady**: the window is twice the estimated bandwidth-delay product
 //!   (bandwidth × minimum RTT) plus the burst of acknowledgements seen
-//!   beyond that rate (ACK aggregation). Twice the product lets the rate
-//!   estimate find more capacity by itself, and bounds the queue the
-//!   sender can build to one product.
+//!   beyond that rate (ACK aggregation, at most one product). Twice the
+//!   product lets the rate estimate find more capacity by itself, and
+//!   bounds the queue the sender can build to about one product.
 //! * **Loss** only counts as congestion when a round loses more than
-//!   [`LOSS_THRESHOLD_PER_MILLE`] of its bytes. Such a round cuts the window
-//!   to 70 % and sets a ceiling on it, which holds for four rounds and then
-//!   rises by an eighth per round without excess loss. Persistent congestion (everything lost for
-//!   a while) drops to the minimum window and starts over.
+//!   [`LOSS_THRESHOLD_PER_MILLE`] of its bytes and at least
+//!   [`MIN_LOST_PACKETS`] packets; losses of packets sent before the last
+//!   cut are not counted again. Such a round cuts the window to 70 % and
+//!   sets a ceiling on it, which holds for four rounds and then rises by an
+//!   eighth per round without excess loss. Persistent congestion
+//!   (everything lost for a while) drops to the minimum window and starts
+//!   over.
 //!
 //! The controller is deterministic given its inputs; the unit tests drive
 //! it with synthetic acknowledgements and losses.
@@ -44,7 +48,7 @@ pub const FILTER_ROUNDS: usize = 10;
 /// Loss above this share of a round's bytes (in thousandths) is congestion...
 pub const LOSS_THRESHOLD_PER_MILLE: u64 = 20;
 /// ...and only when the round lost at least this many packets.
-const MIN_LOST_PACKETS: u64 = 3;
+pub const MIN_LOST_PACKETS: u64 = 3;
 /// The window never drops below this many datagrams.
 const MIN_WINDOW_PACKETS: u64 = 4;
 /// Startup ends when bandwidth grew less than this factor (in quarters:
