@@ -24,7 +24,7 @@ use qftp_client::{Client, ConnectOptions, Trust};
 use qftp_proto::Usage;
 use qftp_proto::size::format_size;
 
-use crate::support::{TestClient, TestServer, text, write_random};
+use crate::support::{TestClient, TestServer, text, wait_bounded, write_random};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
@@ -327,22 +327,6 @@ fn check_complete(
 }
 
 // ---------------------------------------------------------------- processes
-
-/// Waits for `child` at most `limit`; past it, kills it (by its PID) and
-/// answers `None`.
-fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => break,
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
-}
 
 /// A started command whose output goes to anonymous files, read back when
 /// it has ended.

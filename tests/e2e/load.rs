@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use qftp_client::{Client, ConnectOptions, Trust};
 
-use crate::support::{TestClient, TestServer, file_hash, text, wait_until, write_random};
+use crate::support::{
+    TestClient, TestServer, file_hash, text, wait_bounded, wait_until, write_random,
+};
 
 const KIB: u64 = 1024;
 const MIB: f64 = 1024.0 * 1024.0;
@@ -151,18 +153,7 @@ fn run_logged(
             .write_all(input.as_bytes())
             .expect("writing stdin");
     }
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for qftp") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_bounded(&mut child, limit);
     let logged = std::fs::read(log)
         .map(|bytes| text(&bytes))
         .unwrap_or_default();

@@ -13,7 +13,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::relay::{Impairment, Relay};
-use crate::support::{TestClient, TestServer, file_hash, text, wait_until, write_random};
+use crate::support::{
+    TestClient, TestServer, file_hash, snapshot, text, wait_bounded, wait_until, write_random,
+};
 
 /// The longest any one `qftp` command may take before it counts as hung.
 const COMMAND_LIMIT: Duration = Duration::from_secs(240);
@@ -78,16 +80,11 @@ impl Setup {
         server.add_user("alice", "alice-pw-1", None);
         let relay = Relay::start(server.address, impairment);
         let client = TestClient::with_environment(&CONGESTION);
-        let target = format!("alice@{}", relay.address);
-        let login = crate::support::run_with_input(
-            &mut client.command(&[
-                "login",
-                &target,
-                "--password-stdin",
-                "--fingerprint",
-                &server.fingerprint,
-            ]),
-            "alice-pw-1\n",
+        let login = client.try_login_at(
+            &relay.address.to_string(),
+            &server.fingerprint,
+            "alice",
+            "alice-pw-1",
         );
         assert!(
             login.status.success(),
@@ -163,18 +160,7 @@ impl Running {
     /// is killed and reported as hung.
     fn finish(mut self, limit: Duration) -> Result<Finished, String> {
         let mut child = self.child.take().expect("a running process");
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("polling qftp") {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let status = wait_bounded(&mut child, limit);
         let read = |path: &Path| text(&std::fs::read(path).unwrap_or_default());
         let stderr = read(&self.stderr);
         match status {
@@ -335,32 +321,6 @@ impl Drop for Scenario {
             eprintln!("{}", self.line());
         }
     }
-}
-
-/// Relative path → content (`None` for directories) of everything under `root`.
-fn snapshot(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
-    let mut found = BTreeMap::new();
-    let mut pending = vec![root.to_owned()];
-    while let Some(directory) = pending.pop() {
-        for entry in std::fs::read_dir(&directory).expect("reading a directory") {
-            let path = entry.expect("a directory entry").path();
-            let relative = path
-                .strip_prefix(root)
-                .expect("beneath the root")
-                .to_string_lossy()
-                .into_owned();
-            if path.is_dir() {
-                found.insert(relative, None);
-                pending.push(path);
-            } else {
-                found.insert(
-                    relative,
-                    Some(std::fs::read(&path).expect("reading a file")),
-                );
-            }
-        }
-    }
-    found
 }
 
 /// A tree of about `total` bytes: a few big files, many small ones, an
@@ -662,17 +622,7 @@ fn an_unknown_congestion_controller_is_refused_with_the_names_it_knows() {
     let server = TestServer::start();
     server.add_user("alice", "alice-pw-1", None);
     let client = TestClient::with_environment(&[("QFTP_CONGESTION", "reno")]);
-    let target = format!("alice@{}", server.address);
-    let login = crate::support::run_with_input(
-        &mut client.command(&[
-            "login",
-            &target,
-            "--password-stdin",
-            "--fingerprint",
-            &server.fingerprint,
-        ]),
-        "alice-pw-1\n",
-    );
+    let login = client.try_login(&server, "alice", "alice-pw-1");
     assert!(!login.status.success());
     let stderr = text(&login.stderr);
     assert!(

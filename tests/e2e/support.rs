@@ -2,10 +2,11 @@
 //! 127.0.0.1 with certificates made by `qftp-server init`, and `qftp`
 //! processes with their own config directories.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -311,14 +312,26 @@ impl TestClient {
 
     /// Attempts a login with `--fingerprint`.
     pub fn try_login(&self, server: &TestServer, user: &str, password: &str) -> Output {
-        let target = format!("{user}@{}", server.host());
+        self.try_login_at(&server.host(), &server.fingerprint, user, password)
+    }
+
+    /// Attempts a login to `host` (the server itself, or something in front
+    /// of it) pinning `fingerprint`.
+    pub fn try_login_at(
+        &self,
+        host: &str,
+        fingerprint: &str,
+        user: &str,
+        password: &str,
+    ) -> Output {
+        let target = format!("{user}@{host}");
         run_with_input(
             &mut self.command(&[
                 "login",
                 &target,
                 "--password-stdin",
                 "--fingerprint",
-                &server.fingerprint,
+                fingerprint,
             ]),
             &format!("{password}\n"),
         )
@@ -354,6 +367,48 @@ pub fn file_hash(path: &Path) -> blake3::Hash {
     blake3::hash(
         &std::fs::read(path).unwrap_or_else(|error| panic!("reading {}: {error}", path.display())),
     )
+}
+
+/// Relative path → content (`None` for directories) of everything under `root`.
+pub fn snapshot(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
+    let mut found = BTreeMap::new();
+    let mut pending = vec![root.to_owned()];
+    while let Some(directory) = pending.pop() {
+        for entry in std::fs::read_dir(&directory).expect("reading a directory") {
+            let path = entry.expect("a directory entry").path();
+            let relative = path
+                .strip_prefix(root)
+                .expect("beneath the root")
+                .to_string_lossy()
+                .into_owned();
+            if path.is_dir() {
+                found.insert(relative, None);
+                pending.push(path);
+            } else {
+                found.insert(
+                    relative,
+                    Some(std::fs::read(&path).expect("reading a file")),
+                );
+            }
+        }
+    }
+    found
+}
+
+/// Waits for `child` at most `limit`; past it, kills it (by its PID) and
+/// answers `None`.
+pub fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 /// Waits until `condition` holds, for at most `limit`.

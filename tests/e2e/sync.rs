@@ -1,13 +1,12 @@
 //! `qftp sync`: trees up and down, unchanged runs, deletes, checksums,
 //! quota limits and interruption.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use filetime::FileTime;
 
-use crate::support::{TestClient, TestServer, text, wait_until, write_random};
+use crate::support::{TestClient, TestServer, snapshot, text, wait_until, write_random};
 
 fn alice(quota: Option<&str>) -> (TestServer, TestClient) {
     let server = TestServer::start();
@@ -15,29 +14,6 @@ fn alice(quota: Option<&str>) -> (TestServer, TestClient) {
     let client = TestClient::new();
     client.login(&server, "alice", "alice-pw-1");
     (server, client)
-}
-
-/// Relative path → content (`None` for directories) of everything under `root`.
-fn snapshot(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
-    let mut found = BTreeMap::new();
-    let mut pending = vec![root.to_owned()];
-    while let Some(directory) = pending.pop() {
-        for entry in std::fs::read_dir(&directory).unwrap() {
-            let path = entry.unwrap().path();
-            let relative = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            if path.is_dir() {
-                found.insert(relative, None);
-                pending.push(path);
-            } else {
-                found.insert(relative, Some(std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    found
 }
 
 fn make_tree(root: &Path) {

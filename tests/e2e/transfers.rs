@@ -282,16 +282,11 @@ fn transfers_complete_over_a_slow_lossy_path() {
         },
     );
     let lossy = TestClient::new();
-    let target = format!("alice@{}", relay.address);
-    let login = crate::support::run_with_input(
-        &mut lossy.command(&[
-            "login",
-            &target,
-            "--password-stdin",
-            "--fingerprint",
-            &server.fingerprint,
-        ]),
-        "alice-pw-1\n",
+    let login = lossy.try_login_at(
+        &relay.address.to_string(),
+        &server.fingerprint,
+        "alice",
+        "alice-pw-1",
     );
     assert!(login.status.success(), "{}", text(&login.stderr));
     let local = tempfile::tempdir().unwrap();
