@@ -115,6 +115,22 @@ pub fn run(
     limit: Duration,
     label: &str,
 ) -> anyhow::Result<Outcome> {
+    match supervise(command, input, limit, label, false)? {
+        Finish::Exited(outcome) => Ok(outcome),
+        Finish::TimedOut(_) => bail!("{label} did not finish within {} s", limit.as_secs()),
+    }
+}
+
+/// Starts `command` (with `input` on its standard input, if any) under a
+/// watchdog that stops it (with `tree`: and its descendants) after `limit`
+/// or on interruption, and waits for it.
+fn supervise(
+    command: &mut Command,
+    input: Option<&[u8]>,
+    limit: Duration,
+    label: &str,
+    tree: bool,
+) -> anyhow::Result<Finish> {
     check_interrupted()?;
     command.stdin(if input.is_some() {
         Stdio::piped()
@@ -126,7 +142,7 @@ pub fn run(
         .spawn()
         .with_context(|| format!("starting {label}"))?;
     let done = Arc::new(AtomicBool::new(false));
-    let watchdog = spawn_watchdog(child.id(), limit, Arc::clone(&done), false);
+    let watchdog = spawn_watchdog(child.id(), limit, Arc::clone(&done), tree);
     if let Some(input) = input {
         use std::io::Write as _;
         let written = child
@@ -151,8 +167,8 @@ pub fn run(
     let stop = watchdog.join().unwrap_or(Stop::Finished);
     let status = status.with_context(|| format!("waiting for {label}"))?;
     match stop {
-        Stop::Finished => Ok(Outcome { status, elapsed }),
-        Stop::TimedOut => bail!("{label} did not finish within {} s", limit.as_secs()),
+        Stop::Finished => Ok(Finish::Exited(Outcome { status, elapsed })),
+        Stop::TimedOut => Ok(Finish::TimedOut(elapsed)),
         Stop::Interrupted => bail!("interrupted"),
     }
 }
@@ -241,24 +257,7 @@ pub enum Finish {
 /// and on time-out or interruption the process's descendants are stopped
 /// too (by PID), e.g. the ssh that scp or qcp started.
 pub fn run_bounded(command: &mut Command, limit: Duration, label: &str) -> anyhow::Result<Finish> {
-    check_interrupted()?;
-    command.stdin(Stdio::null());
-    let start = Instant::now();
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("starting {label}"))?;
-    let done = Arc::new(AtomicBool::new(false));
-    let watchdog = spawn_watchdog(child.id(), limit, Arc::clone(&done), true);
-    let status = child.wait();
-    let elapsed = start.elapsed();
-    done.store(true, Ordering::SeqCst);
-    let stop = watchdog.join().unwrap_or(Stop::Finished);
-    let status = status.with_context(|| format!("waiting for {label}"))?;
-    match stop {
-        Stop::Finished => Ok(Finish::Exited(Outcome { status, elapsed })),
-        Stop::TimedOut => Ok(Finish::TimedOut(elapsed)),
-        Stop::Interrupted => bail!("interrupted"),
-    }
+    supervise(command, None, limit, label, true)
 }
 
 /// Runs a clean-up command (removing a rule, a namespace) to completion,
