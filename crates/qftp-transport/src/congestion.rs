@@ -137,8 +137,6 @@ pub struct DeliveryRate {
     /// The smallest round trip seen; `None` before the first sample.
     min_rtt: Option<Duration>,
 
-    /// Rounds completed so far.
-    round: u64,
     /// When the current round started (an acknowledgement time).
     round_started: Instant,
     acked_in_round: u64,
@@ -182,7 +180,6 @@ impl DeliveryRate {
             window: initial_window,
             mode: Mode::Startup,
             min_rtt: None,
-            round: 0,
             round_started: now,
             acked_in_round: 0,
             lost_in_round: 0,
@@ -207,11 +204,6 @@ impl DeliveryRate {
     /// The estimated bottleneck bandwidth in bytes per second.
     pub fn bandwidth(&self) -> u64 {
         self.bandwidth.max()
-    }
-
-    /// Round trips completed so far.
-    pub fn rounds(&self) -> u64 {
-        self.round
     }
 
     /// Whether the controller is still in startup.
@@ -305,7 +297,6 @@ impl DeliveryRate {
         let acked = std::mem::take(&mut self.acked_in_round);
         let lost = std::mem::take(&mut self.lost_in_round);
         let app_limited = std::mem::take(&mut self.app_limited_in_round);
-        self.round += 1;
         self.round_started = now;
         self.extra_acked.advance();
 

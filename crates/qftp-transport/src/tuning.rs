@@ -81,20 +81,27 @@ impl Congestion {
     /// the controllers against each other.
     pub const ENV: &'static str = "QFTP_CONGESTION";
 
-    /// The names [`Congestion::parse`] accepts.
-    pub const NAMES: [&'static str; 3] = ["delivery-rate", "bbr", "cubic"];
+    /// Each controller with the name [`Congestion::parse`] accepts for it.
+    const CHOICES: [(&'static str, Self); 3] = [
+        ("delivery-rate", Self::DeliveryRate),
+        ("bbr", Self::Bbr),
+        ("cubic", Self::Cubic),
+    ];
 
     /// Reads a controller name.
     pub fn parse(name: &str) -> Result<Self, String> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "delivery-rate" => Ok(Self::DeliveryRate),
-            "bbr" => Ok(Self::Bbr),
-            "cubic" => Ok(Self::Cubic),
-            other => Err(format!(
-                "unknown congestion controller {other:?}: expected one of {}",
-                Self::NAMES.join(", ")
-            )),
-        }
+        let wanted = name.trim().to_ascii_lowercase();
+        Self::CHOICES
+            .iter()
+            .find(|(known, _)| *known == wanted)
+            .map(|(_, choice)| *choice)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::CHOICES.iter().map(|(known, _)| *known).collect();
+                format!(
+                    "unknown congestion controller {wanted:?}: expected one of {}",
+                    names.join(", ")
+                )
+            })
     }
 
     /// The controller a path gets unless told otherwise.
