@@ -142,6 +142,72 @@ pub struct ServerConfig {
     pub partial_max_age_secs: u64,
     /// Login throttling, the `[login]` table.
     pub login: LoginLimits,
+    /// Bounds on what one user or one connection may hold, the `[limits]`
+    /// table.
+    pub limits: ResourceLimits,
+}
+
+/// The `[limits]` table: what one user or one connection may hold at once,
+/// so that no user can exhaust the server for the others. Each refusal
+/// names its setting (see [`crate::limits`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResourceLimits {
+    /// Seconds a new connection may take from its handshake to a successful
+    /// login before it is closed.
+    pub login_timeout_secs: u64,
+    /// Connections from one address that have not logged in yet, at most.
+    pub max_unauthenticated_per_address: usize,
+    /// Uploads one user may have open at once over all their connections
+    /// (each holds a partial file open).
+    pub max_open_uploads_per_user: usize,
+    /// Listings and walks one connection may have running at once.
+    pub max_listings_per_connection: usize,
+    /// The deepest a path in a home may be, in names below the home.
+    pub max_depth: usize,
+    /// The longest a path in a home may be, in bytes.
+    pub max_path_bytes: usize,
+    /// Entries (files, directories, links, partial uploads) one user may
+    /// have, an inode quota beside the byte quota.
+    pub max_entries_per_user: u64,
+    /// Bytes charged to the quota for each directory and each symlink, the
+    /// block each takes on disk (a size such as `4KiB`).
+    pub entry_cost: String,
+}
+
+impl Default for ResourceLimits {
+    fn default() -> Self {
+        Self {
+            login_timeout_secs: 30,
+            max_unauthenticated_per_address: 32,
+            max_open_uploads_per_user: 128,
+            max_listings_per_connection: 4,
+            max_depth: 128,
+            max_path_bytes: 4096,
+            max_entries_per_user: 1_000_000,
+            entry_cost: "4KiB".to_owned(),
+        }
+    }
+}
+
+impl ResourceLimits {
+    /// [`Self::login_timeout_secs`] as a duration.
+    pub fn login_timeout(&self) -> Duration {
+        Duration::from_secs(self.login_timeout_secs)
+    }
+
+    /// [`Self::entry_cost`] in bytes.
+    pub fn entry_cost(&self) -> Result<u64, String> {
+        let bytes = qftp_proto::size::parse_size(&self.entry_cost)
+            .map_err(|error| format!("invalid limits.entry_cost: {error}"))?;
+        if bytes > 1024 * 1024 {
+            return Err(format!(
+                "limits.entry_cost must be at most 1MiB, not {}",
+                self.entry_cost
+            ));
+        }
+        Ok(bytes)
+    }
 }
 
 /// The `[login]` table: how failed logins are slowed down and refused.
@@ -183,6 +249,7 @@ impl Default for ServerConfig {
             session_ttl_secs: 30 * DAY_SECS,
             partial_max_age_secs: 7 * DAY_SECS,
             login: LoginLimits::default(),
+            limits: ResourceLimits::default(),
         }
     }
 }
@@ -259,6 +326,7 @@ impl ServerConfig {
             return Err(error.to_string());
         }
         self.receive_window()?;
+        self.limits.entry_cost()?;
         if self.max_frame_size == 0 || self.max_frame_size > qftp_proto::HARD_MAX_FRAME {
             return Err(format!(
                 "max_frame_size must be between 1 and {} bytes, not {}",
@@ -284,6 +352,25 @@ impl ServerConfig {
             (
                 "login.hashing_concurrency",
                 self.login.hashing_concurrency as u64,
+            ),
+            ("limits.login_timeout_secs", self.limits.login_timeout_secs),
+            (
+                "limits.max_unauthenticated_per_address",
+                self.limits.max_unauthenticated_per_address as u64,
+            ),
+            (
+                "limits.max_open_uploads_per_user",
+                self.limits.max_open_uploads_per_user as u64,
+            ),
+            (
+                "limits.max_listings_per_connection",
+                self.limits.max_listings_per_connection as u64,
+            ),
+            ("limits.max_depth", self.limits.max_depth as u64),
+            ("limits.max_path_bytes", self.limits.max_path_bytes as u64),
+            (
+                "limits.max_entries_per_user",
+                self.limits.max_entries_per_user,
             ),
         ];
         match positive.iter().find(|(_, value)| *value == 0) {
@@ -364,6 +451,35 @@ pub const CONFIG_TEMPLATE: &str = r#"# qftp-server configuration.
 
 # Most password hashes computed at once (each takes about 19 MiB and some CPU).
 # hashing_concurrency = 2
+
+[limits]
+# What one user or one connection may hold at once, so that nobody can exhaust
+# the server for the others. A refusal tells the client which limit was hit,
+# and the server logs one WARN line per user and limit a minute at most.
+
+# Seconds a new connection may take from its handshake to a successful login.
+# login_timeout_secs = 30
+
+# Connections from one address that have not logged in yet, at most.
+# max_unauthenticated_per_address = 32
+
+# Uploads one user may have open at once over all their connections.
+# max_open_uploads_per_user = 128
+
+# Listings and tree walks one connection may have running at once.
+# max_listings_per_connection = 4
+
+# Deepest path in a home, in names below the home.
+# max_depth = 128
+
+# Longest path in a home, in bytes.
+# max_path_bytes = 4096
+
+# Entries (files, directories, links, partial uploads) one user may have.
+# max_entries_per_user = 1000000
+
+# Bytes charged to the quota for each directory and each symlink.
+# entry_cost = "4KiB"
 "#;
 
 #[cfg(test)]
@@ -458,6 +574,10 @@ mod tests {
         let login_keys: BTreeSet<&str> = login.keys().map(String::as_str).collect();
         let expected: BTreeSet<&str> = field_names::<LoginLimits>().into_iter().collect();
         assert_eq!(login_keys, expected);
+        let limits = table["limits"].as_table().unwrap();
+        let limit_keys: BTreeSet<&str> = limits.keys().map(String::as_str).collect();
+        let expected: BTreeSet<&str> = field_names::<ResourceLimits>().into_iter().collect();
+        assert_eq!(limit_keys, expected);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! * [`userdb`]: the SQLite user store (password hashes, quotas, sessions).
 //! * [`auth`]: password hashing, session tokens and login throttling.
 //! * [`jail`]: every file-system operation, confined to one home.
+//! * [`limits`]: refusals at a configured limit: the client's error and a rate-limited WARN.
 //! * [`quota`]: reservations that keep parallel uploads inside a quota.
 //! * [`partials`]: partial upload files: safe opening and the sweep of abandoned ones.
 //! * [`server`], [`connection`], [`transfer`]: the QUIC side.
@@ -22,6 +23,7 @@ pub mod connection;
 pub mod durable;
 pub mod error;
 pub mod jail;
+pub mod limits;
 pub mod partials;
 pub mod quota;
 pub mod server;
