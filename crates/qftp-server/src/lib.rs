@@ -9,6 +9,7 @@
 //! * [`certs`]: the self-signed development certificate.
 //! * [`userdb`]: the SQLite user store (password hashes, quotas, sessions).
 //! * [`auth`]: password hashing, session tokens and login throttling.
+//! * [`footprint`]: what an entry costs: quota bytes and one entry.
 //! * [`jail`]: every file-system operation, confined to one home.
 //! * [`limits`]: refusals at a configured limit: the client's error and a rate-limited WARN.
 //! * [`quota`]: reservations that keep parallel uploads inside a quota.
@@ -22,6 +23,7 @@ pub mod config;
 pub mod connection;
 pub mod durable;
 pub mod error;
+pub mod footprint;
 pub mod jail;
 pub mod limits;
 pub mod partials;

@@ -12,6 +12,11 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+/// The directory at the top of every home that holds its partial uploads,
+/// one file per upload. No user path can name it: the jail refuses a path
+/// whose first name is this one, and hides it from listings.
+pub const STAGING_DIR: &str = ".qftp-partials";
+
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, MetadataExt as _, OpenOptions};
 
