@@ -114,6 +114,8 @@ fn model_resolve(base: &RemotePath, path: &str) -> Result<Vec<String>, PathError
             stack.pop();
         } else if name.len() > MAX_NAME_BYTES {
             return Err(PathError::NameTooLong);
+        } else if qftp_proto::is_reserved_name(name) {
+            return Err(PathError::Reserved(name.to_owned()));
         } else {
             stack.push(name.to_owned());
         }

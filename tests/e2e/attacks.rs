@@ -371,17 +371,24 @@ async fn hard_links_to_outside_files_are_never_written_through() {
     for round in 0..total {
         // Outside files, each hard-linked into the home under some name.
         let plant = |name: &str, content: &[u8]| -> PathBuf {
-            let target = outside.join(format!("{round}-{}", name.trim_start_matches('.')));
+            let target = outside.join(format!("{round}-{}", name.replace(['/', ':', '.'], "-")));
             std::fs::write(&target, content).unwrap();
-            let _ = std::fs::remove_file(home.join(name));
-            std::fs::hard_link(&target, home.join(name)).unwrap();
+            // The server's own partial files are out of users' reach; an
+            // administrator (or another program) could still plant one.
+            let planted = match name.strip_prefix("staged:") {
+                Some(remote) => crate::support::server_partial(&home, remote),
+                None => home.join(name),
+            };
+            std::fs::create_dir_all(planted.parent().unwrap()).unwrap();
+            let _ = std::fs::remove_file(&planted);
+            std::fs::hard_link(&target, &planted).unwrap();
             target
         };
         // The outside file holds the first half of the upload, so that a
         // resume through the planted partial would look plausible.
         let victims = [
             plant("overwritten.bin", b"outside: overwritten"),
-            plant(".resumed.bin.qftp-part", &upload_data[..100_000]),
+            plant("staged:/resumed.bin", &upload_data[..100_000]),
             plant("moved-onto.bin", b"outside: moved onto"),
             plant("removed.bin", b"outside: removed"),
             plant("moved-away.bin", b"outside: moved away"),
@@ -875,7 +882,7 @@ async fn huge_sizes_and_bad_offsets_are_refused_cleanly() {
             );
         }
         // The same against a resumable partial of 500 bytes.
-        let partial = server.home("bob").join(".resumed.bin.qftp-part");
+        let partial = crate::support::server_partial(&server.home("bob"), "/resumed.bin");
         std::fs::write(&partial, &data[..500]).unwrap();
         let transfer_id = bob.next_transfer_id();
         let ready = bob

@@ -182,6 +182,9 @@ fn scan(root: &Path) -> Tree {
 /// Whether the last component of `relative` is a partial file's name,
 /// `.NAME.qftp-part`.
 fn is_partial(relative: &str) -> bool {
+    if relative == ".qftp-partials" || relative.starts_with(".qftp-partials/") {
+        return true;
+    }
     let name = relative.rsplit('/').next().unwrap_or(relative);
     name.len() > ".qftp-part".len() + 1 && name.starts_with('.') && name.ends_with(".qftp-part")
 }
@@ -189,7 +192,9 @@ fn is_partial(relative: &str) -> bool {
 /// `tree` without partial files: what a transfer's source really holds.
 fn without_partials(tree: Tree) -> Tree {
     tree.into_iter()
-        .filter(|(path, found)| !(matches!(found, Found::File { .. }) && is_partial(path)))
+        .filter(|(path, found)| {
+            !(matches!(found, Found::File { .. } | Found::Dir) && is_partial(path))
+        })
         .collect()
 }
 
@@ -409,7 +414,8 @@ fn server_usage(server: &TestServer) -> Result<Usage, String> {
 /// What a rescan counts: the same measure `qftp-server user rescan` uses.
 fn disk_usage(server: &TestServer) -> Result<u64, String> {
     qftp_server::jail::Jail::open(&server.home(USER))
-        .and_then(|jail| jail.disk_usage())
+        .and_then(|jail| jail.disk_usage(4096))
+        .map(|footprint| footprint.bytes)
         .map_err(|error| format!("measuring the home: {error}"))
 }
 

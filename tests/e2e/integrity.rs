@@ -97,8 +97,8 @@ async fn altered_bytes_or_a_wrong_hash_are_rejected() {
         assert!(!home.join(name).exists(), "{name} must not appear");
     }
     assert!(wait_until(Duration::from_secs(5), || {
-        !home.join(".altered.bin.qftp-part").exists()
-            && !home.join(".wrong-hash.bin.qftp-part").exists()
+        !crate::support::server_partial(&home, "/altered.bin").exists()
+            && !crate::support::server_partial(&home, "/wrong-hash.bin").exists()
     }));
 
     // An honest upload on the same connection works.

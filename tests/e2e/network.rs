@@ -467,7 +467,7 @@ fn a_short_path_cut_mid_transfer_is_ridden_out() {
         &setup,
         &["put", "--quiet", path_str(&source)],
         &[],
-        &setup.home().join(".cut.bin.qftp-part"),
+        &crate::support::server_partial(&setup.home(), "/cut.bin"),
         size,
         SHORT_CUT,
     ) {
@@ -580,7 +580,7 @@ fn a_path_cut_past_the_idle_timeout_fails_cleanly_and_a_rerun_resumes() {
     let source = setup.local("outage.bin");
     write_random(&source, size, 204);
     let stored = setup.home().join("outage.bin");
-    let server_partial = setup.home().join(".outage.bin.qftp-part");
+    let server_partial = crate::support::server_partial(&setup.home(), "/outage.bin");
     scenario.rounds += 1;
     let outcome = transfer_across_a_cut(
         &setup,

@@ -24,9 +24,17 @@ fn an_upload_larger_than_the_quota_is_refused_up_front() {
         error.contains("quota exceeded: needs 11 MiB, 10 MiB free"),
         "{error}"
     );
-    // Nothing was written: no final file and no partial.
-    let entries: Vec<_> = std::fs::read_dir(server.home("alice")).unwrap().collect();
-    assert!(entries.is_empty(), "{entries:?}");
+    // Nothing was written: no final file and no partial (the staging
+    // directory, made at login, stays empty).
+    let entries: Vec<_> = std::fs::read_dir(server.home("alice"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(entries, [".qftp-partials"]);
+    let staged: Vec<_> = std::fs::read_dir(server.home("alice").join(".qftp-partials"))
+        .unwrap()
+        .collect();
+    assert!(staged.is_empty(), "{staged:?}");
     assert!(
         df(&client).starts_with("used 0 B of 10 MiB"),
         "{}",
@@ -93,20 +101,29 @@ fn overwrite_and_delete_update_the_usage() {
     let local = tempfile::tempdir().unwrap();
     let first = local.path().join("first.bin");
     let second = local.path().join("second.bin");
-    write_random(&first, 6 * MIB, 1);
-    write_random(&second, 8 * MIB, 2);
+    write_random(&first, 4 * MIB, 1);
+    write_random(&second, 5 * MIB, 2);
     client.ok(&["put", "--quiet", first.to_str().unwrap(), "data.bin"]);
     assert!(
-        df(&client).starts_with("used 6 MiB of 10 MiB"),
+        df(&client).starts_with("used 4 MiB of 10 MiB"),
         "{}",
         df(&client)
     );
-    // Replacing 6 MiB with 8 MiB needs only the 2 MiB difference.
+    // Replacing 4 MiB with 5 MiB: both copies are on disk until the
+    // rename, so the new one needs room of its own (4 + 5 <= 10 MiB); the
+    // old one is freed when it is replaced.
     client.ok(&["put", "--quiet", second.to_str().unwrap(), "data.bin"]);
     assert!(
-        df(&client).starts_with("used 8 MiB of 10 MiB"),
+        df(&client).starts_with("used 5 MiB of 10 MiB"),
         "{}",
         df(&client)
+    );
+    let third = local.path().join("third.bin");
+    write_random(&third, 6 * MIB, 3);
+    let refused = client.fails(&["put", "--quiet", third.to_str().unwrap(), "data.bin"]);
+    assert!(
+        refused.contains("quota exceeded: needs 6 MiB, 5 MiB free"),
+        "{refused}"
     );
     client.ok(&["rm", "data.bin"]);
     assert!(
@@ -120,7 +137,7 @@ fn overwrite_and_delete_update_the_usage() {
     let rescan = server.admin(&["user", "rescan", "alice"]).output().unwrap();
     assert!(rescan.status.success(), "{}", text(&rescan.stderr));
     assert!(
-        df(&client).starts_with("used 6 MiB of 10 MiB"),
+        df(&client).starts_with("used 4 MiB of 10 MiB"),
         "{}",
         df(&client)
     );

@@ -99,10 +99,9 @@ impl TestServer {
             text(&output.stderr)
         );
         if !extra_config.is_empty() {
-            // Top-level settings must come before the file's tables.
             let config = root.join("config.toml");
             let existing = std::fs::read_to_string(&config).expect("reading config.toml");
-            std::fs::write(&config, format!("{extra_config}\n{existing}"))
+            std::fs::write(&config, merge_config(&existing, extra_config))
                 .expect("writing config.toml");
         }
         let mut server = Self {
@@ -226,6 +225,60 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `extra` merged into the config file `existing`: its top-level settings
+/// go before the file's tables, and the settings under a `[table]` header
+/// go under that table's header in the file (appended as a new table when
+/// the file has none), since TOML allows each table only once.
+fn merge_config(existing: &str, extra: &str) -> String {
+    let mut top = Vec::new();
+    let mut tables: Vec<(String, Vec<&str>)> = Vec::new();
+    for line in extra.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            tables.push((trimmed.to_owned(), Vec::new()));
+        } else if let Some((_, lines)) = tables.last_mut() {
+            lines.push(line);
+        } else {
+            top.push(line);
+        }
+    }
+    let mut merged = top.join("\n");
+    merged.push('\n');
+    for line in existing.lines() {
+        merged.push_str(line);
+        merged.push('\n');
+        if let Some(index) = tables.iter().position(|(header, _)| header == line.trim()) {
+            let (_, lines) = tables.remove(index);
+            for setting in lines {
+                merged.push_str(setting);
+                merged.push('\n');
+            }
+        }
+    }
+    for (header, lines) in tables {
+        merged.push_str(&header);
+        merged.push('\n');
+        for setting in lines {
+            merged.push_str(setting);
+            merged.push('\n');
+        }
+    }
+    merged
+}
+
+/// Where the server keeps the partial upload of `remote` (a path as the
+/// user sees it, starting with `/`) in the home `home`: its staging
+/// directory, under a name derived from the path.
+pub fn server_partial(home: &Path, remote: &str) -> PathBuf {
+    let hash = blake3::hash(remote.as_bytes());
+    home.join(".qftp-partials")
+        .join(hex_prefix(&hash.as_bytes()[..16]))
+}
+
+fn hex_prefix(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// A `qftp` user with its own config directory.

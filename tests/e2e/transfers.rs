@@ -62,11 +62,12 @@ fn put_then_get_round_trips_bytes_and_mtime() {
         assert_eq!(mtime(&target), old, "{name} mtime after download");
     }
     // No partial files are left on either side.
-    let leftovers: Vec<_> = std::fs::read_dir(server.home("alice"))
+    let leftovers: Vec<_> = std::fs::read_dir(server.home("alice").join(".qftp-partials"))
         .unwrap()
+        .chain(std::fs::read_dir(server.home("alice")).unwrap())
         .chain(std::fs::read_dir(&download_dir).unwrap())
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.ends_with(".qftp-part"))
+        .filter(|name| name.ends_with(".qftp-part") || name.len() == 32)
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
@@ -135,7 +136,7 @@ fn an_upload_killed_halfway_resumes_from_its_partial() {
     write_random(&source, 8 * 1024 * 1024, 42);
     let mut child = client.spawn(&["put", "--quiet", "--limit-rate", "4MiB", path_str(&source)]);
     wait_for_partial(
-        &server.home("alice").join(".big.bin.qftp-part"),
+        &crate::support::server_partial(&server.home("alice"), "/big.bin"),
         2 * 1024 * 1024,
     );
     child.kill().unwrap();
@@ -193,7 +194,7 @@ fn an_upload_survives_a_server_crash_and_restart() {
     write_random(&source, 8 * 1024 * 1024, 9);
     let mut child = client.spawn(&["put", "--quiet", "--limit-rate", "4MiB", path_str(&source)]);
     wait_for_partial(
-        &server.home("alice").join(".big.bin.qftp-part"),
+        &crate::support::server_partial(&server.home("alice"), "/big.bin"),
         2 * 1024 * 1024,
     );
     server.kill();
@@ -225,8 +226,9 @@ fn a_partial_with_other_content_is_not_trusted() {
     let source = local.path().join("data.bin");
     write_random(&source, 3 * 1024 * 1024, 1);
     // A stale partial on the server whose bytes differ from the source.
+    std::fs::create_dir_all(server.home("alice").join(".qftp-partials")).unwrap();
     write_random(
-        &server.home("alice").join(".data.bin.qftp-part"),
+        &crate::support::server_partial(&server.home("alice"), "/data.bin"),
         1024 * 1024,
         2,
     );
@@ -255,8 +257,9 @@ fn no_resume_starts_over() {
     let source = local.path().join("data.bin");
     write_random(&source, 2 * 1024 * 1024, 5);
     let bytes = std::fs::read(&source).unwrap();
+    std::fs::create_dir_all(server.home("alice").join(".qftp-partials")).unwrap();
     std::fs::write(
-        server.home("alice").join(".data.bin.qftp-part"),
+        crate::support::server_partial(&server.home("alice"), "/data.bin"),
         &bytes[..1024 * 1024],
     )
     .unwrap();

@@ -272,7 +272,7 @@ impl Session {
     /// Resolves a user-typed remote path against the current directory.
     pub fn resolve(&self, path: &str) -> anyhow::Result<RemotePath> {
         RemotePath::resolve(&self.cwd, path)
-            .with_context(|| format!("invalid remote path {path:?}"))
+            .map_err(|error| anyhow::anyhow!("invalid remote path {path:?}: {error}"))
     }
 
     fn resolve_string(&self, path: &str) -> anyhow::Result<String> {

@@ -98,7 +98,7 @@ pub const LIST_CHUNK_ENTRIES: usize = 512;
 
 /// The suffix of a partial (incomplete) file's name, on either side.
 ///
-/// A partial of `name` is called `.name.qftp-part` and lives in the same
+/// A client's partial download of `name` is called `.name.qftp-part` and lives in the same
 /// directory as its final name, so the final rename never crosses a file
 /// system.
 pub const PARTIAL_SUFFIX: &str = ".qftp-part";
@@ -111,6 +111,18 @@ pub fn partial_name(name: &str) -> String {
 /// Whether `name` is the name of a partial file.
 pub fn is_partial_name(name: &str) -> bool {
     name.len() > PARTIAL_SUFFIX.len() + 1 && name.starts_with('.') && name.ends_with(PARTIAL_SUFFIX)
+}
+
+/// The directory at the top of every home on a server that holds its
+/// partial uploads, one file per upload.
+pub const STAGING_DIR: &str = ".qftp-partials";
+
+/// Whether a server reserves `name` for itself: the staging directory and
+/// partial files (clients keep their partial downloads beside the final
+/// names, and so did servers of earlier releases with uploads). No remote path may contain a reserved name, so no
+/// request can reach a partial upload.
+pub fn is_reserved_name(name: &str) -> bool {
+    name == STAGING_DIR || is_partial_name(name)
 }
 
 #[cfg(test)]

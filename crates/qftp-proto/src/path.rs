@@ -23,6 +23,10 @@ pub enum PathError {
     /// A component is longer than [`MAX_NAME_BYTES`].
     #[error("a name in the path is longer than {MAX_NAME_BYTES} bytes")]
     NameTooLong,
+    /// A component is a name the server keeps for partial uploads (see
+    /// [`crate::is_reserved_name`]).
+    #[error("{0}: reserved name (partial uploads)")]
+    Reserved(String),
 }
 
 /// The longest path accepted, in bytes.
@@ -63,6 +67,9 @@ impl RemotePath {
                     components.pop();
                 }
                 name if name.len() > MAX_NAME_BYTES => return Err(PathError::NameTooLong),
+                name if crate::is_reserved_name(name) => {
+                    return Err(PathError::Reserved(name.to_owned()));
+                }
                 name => components.push(name.to_owned()),
             }
         }
@@ -180,6 +187,25 @@ mod tests {
             RemotePath::parse(&"a/".repeat(3000)),
             Err(PathError::TooLong)
         );
+    }
+
+    #[test]
+    fn reserved_names_cannot_be_spelled() {
+        for path in [
+            "/.qftp-partials",
+            "/.qftp-partials/0123",
+            "a/../.qftp-partials/x",
+            "/docs/.report.pdf.qftp-part",
+        ] {
+            assert!(
+                matches!(RemotePath::parse(path), Err(PathError::Reserved(_))),
+                "{path}"
+            );
+        }
+        let base = RemotePath::parse("/docs").unwrap();
+        assert!(base.join(".x.qftp-part").is_err());
+        assert!(RemotePath::parse("/docs/qftp-partials").is_ok());
+        assert!(RemotePath::parse("/.qftp-part").is_ok());
     }
 
     #[test]

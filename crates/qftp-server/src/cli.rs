@@ -384,6 +384,7 @@ fn user_add(
         quota,
         used: 0,
         home: args.home.clone(),
+        account: 0,
     };
     let home = root.home_of(&config, &record);
     let created = create_private_dir(&home)?;
@@ -547,9 +548,14 @@ fn user_rescan(root: &ServerRoot, name: &str, out: &mut impl Write) -> Result<()
     let (config, db) = open_admin(root)?;
     let record = existing_user(&db, name)?;
     let home = root.home_of(&config, &record);
-    let used = crate::jail::Jail::open(&home)
-        .and_then(|jail| jail.disk_usage())
+    let entry_cost = config
+        .limits
+        .entry_cost()
+        .map_err(|message| anyhow::anyhow!(message))?;
+    let footprint = crate::jail::Jail::open(&home)
+        .and_then(|jail| jail.disk_usage(entry_cost))
         .with_context(|| format!("cannot scan home {}", home.display()))?;
+    let used = footprint.bytes;
     db.set_used(name, used)?;
     writeln!(
         out,
@@ -1022,9 +1028,14 @@ mod tests {
         database(&root).set_used("alice", 999).unwrap();
         let mut out = Vec::new();
         user_rescan(&root, "alice", &mut out).unwrap();
-        // Partial uploads are not charged, so their 3 bytes do not count.
-        assert_eq!(text(out), "alice: used 999 B → 120 B\n");
-        assert_eq!(database(&root).usage("alice").unwrap().0, 120);
+        // Everything on disk is charged: files (an old-style partial
+        // included), the two directories and the two links as one block each.
+        let expected = 100 + 20 + 3 + 4 * 4096;
+        assert_eq!(
+            text(out),
+            format!("alice: used 999 B → {}\n", format_size(expected))
+        );
+        assert_eq!(database(&root).usage("alice").unwrap().0, expected);
     }
 
     #[test]

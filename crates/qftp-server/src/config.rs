@@ -138,7 +138,9 @@ pub struct ServerConfig {
     pub receive_window: String,
     /// Seconds a session token stays valid.
     pub session_ttl_secs: u64,
-    /// Abandoned partial uploads older than this many seconds are removed.
+    /// Abandoned partial uploads untouched this many seconds (by the
+    /// server's clock) are removed; until then they are charged to their
+    /// owner.
     pub partial_max_age_secs: u64,
     /// Login throttling, the `[login]` table.
     pub login: LoginLimits,
@@ -430,7 +432,9 @@ pub const CONFIG_TEMPLATE: &str = r#"# qftp-server configuration.
 # Seconds a login session (the token a client keeps) stays valid: 30 days.
 # session_ttl_secs = 2592000
 
-# Abandoned partial uploads older than this many seconds are removed: 7 days.
+# Abandoned partial uploads (kept for a resume, and charged to their owner's
+# quota meanwhile) are removed once untouched this many seconds by the server's
+# clock: 7 days.
 # partial_max_age_secs = 604800
 
 [login]
@@ -668,6 +672,7 @@ mod tests {
             quota: None,
             used: 0,
             home: None,
+            account: 0,
         };
         assert_eq!(
             root.home_of(&config, &user),

@@ -24,8 +24,9 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::auth::{LoginError, new_session_token, token_hash};
 use crate::error::{RequestError, RequestResult};
+use crate::footprint::Footprint;
 use crate::jail::Jail;
-use crate::quota::UserQuota;
+use crate::quota::{Tally, UserQuota};
 use crate::server::{ServerState, UserConnectionGuard};
 use crate::transfer::{self, TransferTable};
 
@@ -58,6 +59,10 @@ pub(crate) struct Session {
     pub token_hash: [u8; 32],
     pub jail: Arc<Jail>,
     pub quota: Arc<UserQuota>,
+    /// The home's staging directory for partial uploads.
+    pub staging: crate::partials::Staging,
+    /// What a directory or a symlink costs (`limits.entry_cost`).
+    pub entry_cost: u64,
     /// When the session was last found valid, and the server's revocation
     /// count then (see [`check_session`]).
     checked: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
@@ -91,6 +96,17 @@ impl Context {
     pub async fn reply_error(&self, id: u64, request: &'static str, error: RequestError) {
         tracing::info!(user = %self.session.user, request, kind = ?error.kind, error = %error.message, "request failed");
         self.reply(id, Response::Error(error.to_reply())).await;
+    }
+
+    /// Runs a change of the home off the async workers, under the user's
+    /// quota lock, with the ledger told what it created and removed.
+    pub async fn changing<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Jail, &mut Tally) -> RequestResult<T> + Send + 'static,
+    ) -> RequestResult<T> {
+        let quota = Arc::clone(&self.session.quota);
+        self.blocking(move |jail| quota.change(|tally| work(jail, tally)))
+            .await
     }
 
     /// Runs a blocking jail operation off the async workers.
@@ -401,14 +417,25 @@ fn open_session(
             tracing::error!(user = %record.name, home = %home.display(), %error, "cannot open home");
             RequestError::new(ErrorKind::Internal, "server error: your home directory is unavailable")
         })?;
-    // Admin changes to the quota (or a rescan) apply from this login on.
-    let quota = state.quotas.user(&record.name);
-    quota.refresh(&state.db, || jail.disk_usage())?;
+    let staging = jail.open_staging().map_err(|error| {
+        tracing::error!(user = %record.name, home = %home.display(), %error, "cannot open the staging directory");
+        RequestError::new(ErrorKind::Internal, "server error: your home directory is unavailable")
+    })?;
+    let entry_cost = state.config.limits.entry_cost().map_err(|message| {
+        tracing::error!(message, "configuration");
+        RequestError::new(ErrorKind::Internal, "server error: configuration")
+    })?;
+    // The first login after a start measures the home; every login re-reads
+    // the quota.
+    let quota = state.quotas.user(record);
+    quota.refresh(|| jail.disk_usage(entry_cost))?;
     Ok(Session {
         user: record.name.clone(),
         token_hash,
         jail: Arc::new(jail),
         quota,
+        staging,
+        entry_cost,
         checked: std::sync::Mutex::new(None),
         _admission: admission,
     })
@@ -506,7 +533,7 @@ async fn dispatch(context: &Context, id: u64, request: Request) {
         Request::DiskUsage => context
             .session
             .quota
-            .usage(&context.state.db)
+            .usage()
             .map(|usage| Some(Response::DiskUsage(usage))),
         Request::Stat { path } => match parse_path(&path) {
             Ok(path) => context
@@ -519,7 +546,7 @@ async fn dispatch(context: &Context, id: u64, request: Request) {
         Request::Walk { path, hashes } => walk(context, id, &path, hashes).await,
         Request::Mkdir { path, parents } => match parse_path(&path) {
             Ok(path) => context
-                .blocking(move |jail| jail.mkdir(&path, parents))
+                .changing(move |jail, tally| jail.mkdir(&path, parents, tally))
                 .await
                 .map(|()| Some(Response::Ok)),
             Err(error) => Err(error),
@@ -527,7 +554,13 @@ async fn dispatch(context: &Context, id: u64, request: Request) {
         Request::Remove { path, recursive } => remove(context, &path, recursive).await,
         Request::Symlink { path, target } => match parse_path(&path) {
             Ok(path) => context
-                .blocking(move |jail| jail.symlink(&path, &target))
+                .changing(move |jail, tally| {
+                    let cost = Footprint::node(tally.entry_cost());
+                    tally.check(cost, &path.to_string())?;
+                    jail.symlink(&path, &target)?;
+                    tally.add(cost);
+                    Ok(())
+                })
                 .await
                 .map(|()| Some(Response::Ok)),
             Err(error) => Err(error),
@@ -617,7 +650,7 @@ async fn logout(context: &Context) -> HandlerResult {
 }
 
 fn who_am_i(context: &Context) -> HandlerResult {
-    let usage = context.session.quota.usage(&context.state.db)?;
+    let usage = context.session.quota.usage()?;
     Ok(Some(Response::Identity {
         user: context.session.user.clone(),
         usage,
@@ -693,44 +726,33 @@ async fn walk(context: &Context, id: u64, path: &str, hashes: bool) -> HandlerRe
 
 async fn remove(context: &Context, path: &str, recursive: bool) -> HandlerResult {
     let path = parse_path(path)?;
-    let freed = match context
-        .blocking(move |jail| jail.remove(&path, recursive))
-        .await
-    {
-        Ok(freed) => freed,
-        Err(error) => {
-            if recursive {
-                // Part of the tree may be gone already; count what is left
-                // rather than keep charging for what was removed.
-                let quota = Arc::clone(&context.session.quota);
-                let state = Arc::clone(&context.state);
-                let recount = context
-                    .blocking(move |jail| quota.recount(&state.db, || jail.disk_usage()))
-                    .await;
-                if let Err(recount_error) = recount {
-                    tracing::warn!(user = %context.session.user, error = %recount_error.message, "quota recount failed");
-                }
+    let removed = context
+        .changing(move |jail, tally| jail.remove(&path, recursive, tally))
+        .await;
+    if let Err(error) = removed {
+        if recursive {
+            // Part of the tree may be gone already; count what is left
+            // rather than keep charging for what was removed.
+            let quota = Arc::clone(&context.session.quota);
+            let entry_cost = context.session.entry_cost;
+            let recount = context
+                .blocking(move |jail| quota.recount(|| jail.disk_usage(entry_cost)))
+                .await;
+            if let Err(recount_error) = recount {
+                tracing::warn!(user = %context.session.user, error = %recount_error.message, "quota recount failed");
             }
-            return Err(error);
         }
-    };
-    context
-        .session
-        .quota
-        .adjust(&context.state.db, -(freed as i64))?;
+        return Err(error);
+    }
     Ok(Some(Response::Ok))
 }
 
 async fn rename(context: &Context, from: &str, to: &str) -> HandlerResult {
     let from = parse_path(from)?;
     let to = parse_path(to)?;
-    let freed = context
-        .blocking(move |jail| jail.rename(&from, &to))
-        .await?;
     context
-        .session
-        .quota
-        .adjust(&context.state.db, -(freed as i64))?;
+        .changing(move |jail, tally| jail.rename(&from, &to, tally))
+        .await?;
     Ok(Some(Response::Ok))
 }
 

@@ -63,6 +63,8 @@ use qftp_proto::path::RemotePath;
 use qftp_proto::{EntryInfo, EntryKind, ErrorKind, HashBytes, LIST_CHUNK_ENTRIES, Timestamp};
 
 use crate::error::{RequestError, RequestResult};
+use crate::footprint::Footprint;
+use crate::quota::Tally;
 
 /// A user's home directory, opened once; every operation resolves beneath
 /// this handle.
@@ -257,7 +259,10 @@ impl Jail {
 
     /// Creates the directory `path`. With `parents`, missing ancestors are
     /// created too and an existing directory is accepted (the home included).
-    pub fn mkdir(&self, path: &RemotePath, parents: bool) -> RequestResult<()> {
+    /// Each directory is checked against `tally` before it is made and
+    /// reported once it exists.
+    pub fn mkdir(&self, path: &RemotePath, parents: bool, tally: &mut Tally) -> RequestResult<()> {
+        let cost = Footprint::node(tally.entry_cost());
         let Some(name) = path.file_name() else {
             return if parents {
                 Ok(())
@@ -272,17 +277,27 @@ impl Jail {
             return Err(reserved_name(path));
         }
         if !parents {
-            return self
-                .root
+            tally.check(cost, &path.to_string())?;
+            self.root
                 .create_dir(local_path(path))
-                .map_err(|error| user_error(&error, path));
+                .map_err(|error| user_error(&error, path))?;
+            tally.add(cost);
+            return Ok(());
         }
         let components = path.components();
         for depth in 1..=components.len() {
             let prefix: PathBuf = components[..depth].iter().collect();
             let shown = format!("/{}", components[..depth].join("/"));
+            let exists = match self.root.symlink_metadata(&prefix) {
+                Ok(_) => true,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => false,
+                Err(error) => return Err(RequestError::from_io(&error, &shown)),
+            };
+            if !exists {
+                tally.check(cost, &shown)?;
+            }
             match self.root.create_dir(&prefix) {
-                Ok(()) => {}
+                Ok(()) => tally.add(cost),
                 Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
                     match self.root.metadata(&prefix) {
                         Ok(metadata) if metadata.is_dir() => {}
@@ -307,20 +322,27 @@ impl Jail {
         Ok(())
     }
 
-    /// Removes `path` and returns the bytes freed from the quota: the sizes
-    /// of the regular files removed, partial files left out (they are never
-    /// charged; see `crate::quota`).
+    /// Removes `path`, telling `tally` what it removed (by the rule of
+    /// [`Footprint`]; on an error halfway through a recursive removal, only
+    /// what was removed before the error is reported, so the caller
+    /// recounts).
     ///
     /// A symlink is removed as a link. A directory must be empty unless
     /// `recursive`; recursive removal is iterative and never follows links.
     /// The home itself cannot be removed.
-    pub fn remove(&self, path: &RemotePath, recursive: bool) -> RequestResult<u64> {
+    pub fn remove(
+        &self,
+        path: &RemotePath,
+        recursive: bool,
+        tally: &mut Tally,
+    ) -> RequestResult<()> {
         let Some(name) = path.file_name() else {
             return Err(RequestError::new(
                 ErrorKind::PermissionDenied,
                 "cannot remove your home directory",
             ));
         };
+        let entry_cost = tally.entry_cost();
         let parent = self.open_dir_at(&path.parent())?;
         let metadata = parent
             .symlink_metadata(name)
@@ -329,23 +351,23 @@ impl Jail {
             parent
                 .remove_file(name)
                 .map_err(|error| user_error(&error, path))?;
-            return Ok(
-                if metadata.is_file() && !qftp_proto::is_partial_name(name) {
-                    metadata.len()
-                } else {
-                    0
-                },
-            );
+            tally.remove(Footprint::of(&metadata, entry_cost));
+            return Ok(());
         }
         if !recursive {
             parent
                 .remove_dir(name)
                 .map_err(|error| user_error(&error, path))?;
-            return Ok(0);
+            tally.remove(Footprint::of(&metadata, entry_cost));
+            return Ok(());
         }
         match open_same_dir(&parent, OsStr::new(name), &metadata) {
-            Ok(Some(dir)) => remove_tree(&parent, dir, OsString::from(name))
-                .map_err(|error| user_error(&error, path)),
+            Ok(Some(dir)) => {
+                let removed = remove_tree(&parent, dir, OsString::from(name), entry_cost)
+                    .map_err(|error| user_error(&error, path))?;
+                tally.remove(removed.saturating_add(Footprint::of(&metadata, entry_cost)));
+                Ok(())
+            }
             Ok(None) => Err(RequestError::new(
                 ErrorKind::Busy,
                 format!("{path}: changed while being removed"),
@@ -354,15 +376,21 @@ impl Jail {
         }
     }
 
-    /// Moves `from` to `to` with `mv` semantics and returns the bytes freed.
+    /// Moves `from` to `to` with `mv` semantics, telling `tally` what the
+    /// move replaced.
     ///
     /// When `to` is an existing directory (the home included), `from` moves
-    /// into it under its own name. A regular file at the destination is
-    /// replaced and its size returned; otherwise 0. Refused: moving the home,
+    /// into it under its own name. A file, link or empty directory at the
+    /// destination is replaced (as rename(2) does). Refused: moving the home,
     /// replacing the home, moving a directory into itself or a descendant,
     /// and a destination whose final name is a partial file's name. Moving a
     /// path onto itself does nothing.
-    pub fn rename(&self, from: &RemotePath, to: &RemotePath) -> RequestResult<u64> {
+    pub fn rename(
+        &self,
+        from: &RemotePath,
+        to: &RemotePath,
+        tally: &mut Tally,
+    ) -> RequestResult<()> {
         let Some(from_name) = from.file_name() else {
             return Err(RequestError::new(
                 ErrorKind::PermissionDenied,
@@ -384,7 +412,7 @@ impl Jail {
             ));
         };
         if destination == *from {
-            return Ok(0);
+            return Ok(());
         }
         // Partial files are not charged to the quota, so one may neither be
         // renamed into a final name nor be created by a rename.
@@ -402,9 +430,11 @@ impl Jail {
         let source = from_parent
             .symlink_metadata(from_name)
             .map_err(|error| user_error(&error, from))?;
-        let freed = match to_parent.symlink_metadata(destination_name) {
-            Ok(existing) if existing.is_file() && !same_file(&existing, &source) => existing.len(),
-            _ => 0,
+        let replaced = match to_parent.symlink_metadata(destination_name) {
+            Ok(existing) if !same_file(&existing, &source) => {
+                Footprint::of(&existing, tally.entry_cost())
+            }
+            _ => Footprint::ZERO,
         };
         from_parent
             .rename(from_name, &to_parent, destination_name)
@@ -415,7 +445,8 @@ impl Jail {
                 io::ErrorKind::NotFound => user_error(&error, from),
                 _ => user_error(&error, &destination),
             })?;
-        Ok(freed)
+        tally.remove(replaced);
+        Ok(())
     }
 
     /// For transfers: the handle of `path`'s parent directory, which must
@@ -455,12 +486,14 @@ impl Jail {
         Ok((file.into_std(), entry_info(display_name(path), &metadata)))
     }
 
-    /// Bytes charged to the quota: all regular files below the home except
-    /// partial files, symlinks not followed.
-    pub fn disk_usage(&self) -> io::Result<u64> {
-        let mut total = 0u64;
-        let mut stack = vec![self.root.entries()?];
-        while let Some(listing) = stack.last_mut() {
+    /// What the home costs by the rule of [`Footprint`]: every entry below
+    /// it, partial uploads included, symlinks not followed. The staging
+    /// directory itself is the server's and costs nothing; its partials do.
+    pub fn disk_usage(&self, entry_cost: u64) -> io::Result<Footprint> {
+        let mut total = Footprint::ZERO;
+        let mut stack = vec![(self.root.entries()?, true)];
+        while let Some((listing, top)) = stack.last_mut() {
+            let top = *top;
             let Some(entry) = listing.next() else {
                 stack.pop();
                 continue;
@@ -471,22 +504,27 @@ impl Jail {
                 Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
                 Err(error) => return Err(error),
             };
-            if metadata.is_file() {
-                if !is_partial(&entry.file_name()) {
-                    total = total.saturating_add(metadata.len());
-                }
-            } else if metadata.is_dir() {
+            let staging = top && entry.file_name() == crate::partials::STAGING_DIR;
+            if !staging {
+                total += Footprint::of(&metadata, entry_cost);
+            }
+            if metadata.is_dir() {
                 let dir = match entry.open_dir() {
                     Ok(dir) => dir,
                     Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
                     Err(error) => return Err(error),
                 };
                 if same_file(&dir.dir_metadata()?, &metadata) {
-                    stack.push(dir.entries()?);
+                    stack.push((dir.entries()?, false));
                 }
             }
         }
         Ok(total)
+    }
+
+    /// The home's staging directory for partial uploads, created if missing.
+    pub fn open_staging(&self) -> io::Result<crate::partials::Staging> {
+        crate::partials::Staging::open(&self.root)
     }
 
     /// Opens the directory `path` (following symlinks that stay inside).
@@ -610,8 +648,10 @@ fn check_regular(metadata: &Metadata, path: &RemotePath) -> RequestResult<()> {
     }
 }
 
+/// Whether `name` is the server's own (the staging directory, an old-style
+/// partial file): hidden from listings and walks.
 fn is_partial(name: &OsStr) -> bool {
-    name.to_str().is_some_and(qftp_proto::is_partial_name)
+    name.to_str().is_some_and(qftp_proto::is_reserved_name)
 }
 
 /// Whether two metadata describe the same file (device and inode).
@@ -676,14 +716,15 @@ fn hash_file(
 }
 
 /// Removes the directory `dir`, called `name` in `parent`, with everything
-/// below it, and returns the bytes of the regular files removed.
+/// below it, and returns what the entries below it cost (the directory
+/// itself left out).
 ///
 /// Iterative: one handle per level of the current branch. Each pass over a
 /// directory removes its non-directories and stops at the first
 /// subdirectory, which is entered; once a directory is empty it is removed
 /// from its parent and the parent is scanned again (only what is left).
-fn remove_tree(parent: &Dir, dir: Dir, name: OsString) -> io::Result<u64> {
-    let mut freed = 0u64;
+fn remove_tree(parent: &Dir, dir: Dir, name: OsString, entry_cost: u64) -> io::Result<Footprint> {
+    let mut freed = Footprint::ZERO;
     let mut stack = vec![(dir, name)];
     while let Some((dir, _)) = stack.last() {
         let mut descend = None;
@@ -698,10 +739,8 @@ fn remove_tree(parent: &Dir, dir: Dir, name: OsString) -> io::Result<u64> {
                 descend = Some((entry.file_name(), metadata));
                 break;
             }
-            let charged = metadata.is_file() && !is_partial(&entry.file_name());
             match entry.remove_file() {
-                Ok(()) if charged => freed = freed.saturating_add(metadata.len()),
-                Ok(()) => {}
+                Ok(()) => freed += Footprint::of(&metadata, entry_cost),
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {}
                 Err(error) => return Err(error),
             }
@@ -719,8 +758,10 @@ fn remove_tree(parent: &Dir, dir: Dir, name: OsString) -> io::Result<u64> {
         };
         drop(done);
         let container = stack.last().map_or(parent, |(dir, _)| dir);
+        let is_top = stack.is_empty();
         match container.remove_dir(&done_name) {
-            Ok(()) => {}
+            Ok(()) if is_top => {}
+            Ok(()) => freed += Footprint::node(entry_cost),
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
             Err(error) => return Err(error),
         }
@@ -738,6 +779,25 @@ mod tests {
     use qftp_proto::{EntryInfo, EntryKind, ErrorKind, LIST_CHUNK_ENTRIES, partial_name};
 
     use super::Jail;
+    use crate::footprint::Footprint;
+    use crate::quota::Tally;
+
+    fn tally() -> Tally {
+        Tally::unlimited(4096)
+    }
+
+    fn removed(jail: &Jail, at: &str, recursive: bool) -> Footprint {
+        let mut tally = tally();
+        jail.remove(&path(at), recursive, &mut tally).unwrap();
+        assert_eq!(tally.added(), Footprint::ZERO);
+        tally.removed()
+    }
+
+    fn renamed(jail: &Jail, from: &str, to: &str) -> Footprint {
+        let mut tally = tally();
+        jail.rename(&path(from), &path(to), &mut tally).unwrap();
+        tally.removed()
+    }
 
     /// Two homes side by side, a file outside both, and a jail on alice's.
     struct Homes {
@@ -861,13 +921,13 @@ mod tests {
                     .unwrap_err(),
                 jail.open_read(&path(&format!("{link}/passwd")))
                     .unwrap_err(),
-                jail.mkdir(&path(&format!("{link}/planted")), false)
+                jail.mkdir(&path(&format!("{link}/planted")), false, &mut tally())
                     .unwrap_err(),
-                jail.mkdir(&path(&format!("{link}/planted/deeper")), true)
+                jail.mkdir(&path(&format!("{link}/planted/deeper")), true, &mut tally())
                     .unwrap_err(),
                 jail.open_parent(&path(&format!("{link}/upload.txt")))
                     .unwrap_err(),
-                jail.remove(&path(&format!("{link}/secret.txt")), false)
+                jail.remove(&path(&format!("{link}/secret.txt")), false, &mut tally())
                     .unwrap_err(),
             ];
             for error in refusals {
@@ -979,7 +1039,8 @@ mod tests {
             "uploaded"
         );
 
-        jail.mkdir(&path("/docs_link/sub"), false).unwrap();
+        jail.mkdir(&path("/docs_link/sub"), false, &mut tally())
+            .unwrap();
         assert!(homes.alice.join("docs/sub").is_dir());
     }
 
@@ -993,17 +1054,25 @@ mod tests {
             "/bob_rel/stolen.txt",
             "/etc_link/stolen.txt",
         ] {
-            let error = jail.rename(&source, &path(target)).unwrap_err();
+            let error = jail
+                .rename(&source, &path(target), &mut tally())
+                .unwrap_err();
             assert_eq!(error.kind, ErrorKind::OutsideHome, "{target}: {error:?}");
         }
         // An existing link to a directory outside is not a directory to move into.
         for target in ESCAPES {
-            let error = jail.rename(&source, &path(target)).unwrap_err();
+            let error = jail
+                .rename(&source, &path(target), &mut tally())
+                .unwrap_err();
             assert_eq!(error.kind, ErrorKind::OutsideHome, "{target}: {error:?}");
         }
         // Nor can bob's files be pulled in through a link.
         let error = jail
-            .rename(&path("/bob_abs/secret.txt"), &path("/mine.txt"))
+            .rename(
+                &path("/bob_abs/secret.txt"),
+                &path("/mine.txt"),
+                &mut tally(),
+            )
             .unwrap_err();
         assert_eq!(error.kind, ErrorKind::OutsideHome);
         assert_eq!(homes.bob_names(), ["secret.txt"]);
@@ -1021,10 +1090,23 @@ mod tests {
         symlink("../../../bob", trash.join("inner/bob_rel")).unwrap();
         symlink(homes.bob.join("secret.txt"), trash.join("inner/secret")).unwrap();
 
-        assert_eq!(homes.jail.remove(&path("/trash"), true).unwrap(), 10);
+        // The file, two directories and three links.
+        assert_eq!(
+            removed(&homes.jail, "/trash", true),
+            Footprint {
+                bytes: 10 + 5 * 4096,
+                entries: 6
+            }
+        );
         assert!(!trash.exists());
-        assert_eq!(homes.jail.remove(&path("/bob_abs"), false).unwrap(), 0);
-        assert_eq!(homes.jail.remove(&path("/bob_rel"), true).unwrap(), 0);
+        assert_eq!(
+            removed(&homes.jail, "/bob_abs", false),
+            Footprint::node(4096)
+        );
+        assert_eq!(
+            removed(&homes.jail, "/bob_rel", true),
+            Footprint::node(4096)
+        );
         assert!(fs::symlink_metadata(homes.alice.join("bob_abs")).is_err());
         assert!(fs::symlink_metadata(homes.alice.join("bob_rel")).is_err());
         assert_eq!(homes.bob_names(), ["secret.txt"]);
@@ -1071,7 +1153,7 @@ mod tests {
             // dance.
             if homes
                 .jail
-                .mkdir(&path(&format!("/target/dir-{round}")), false)
+                .mkdir(&path(&format!("/target/dir-{round}")), false, &mut tally())
                 .is_ok()
             {
                 created += 1;
@@ -1171,7 +1253,10 @@ mod tests {
             })
             .unwrap_err();
         assert_eq!(error.kind, ErrorKind::NotADirectory);
-        homes.jail.mkdir(&path("/empty"), false).unwrap();
+        homes
+            .jail
+            .mkdir(&path("/empty"), false, &mut tally())
+            .unwrap();
         homes
             .jail
             .walk(&path("/empty"), true, &mut |_| {
@@ -1200,24 +1285,36 @@ mod tests {
     fn remove_reports_freed_bytes() {
         let homes = Homes::new();
         let jail = &homes.jail;
-        assert_eq!(jail.remove(&path("/docs/a.txt"), false).unwrap(), 5);
+        assert_eq!(removed(jail, "/docs/a.txt", false), Footprint::file(5));
         fs::write(homes.alice.join("docs/b.txt"), "1234567").unwrap();
         fs::write(homes.alice.join("docs").join(partial_name("c.txt")), "123").unwrap();
         fs::create_dir_all(homes.alice.join("docs/sub/subsub")).unwrap();
         fs::write(homes.alice.join("docs/sub/subsub/d.txt"), "12").unwrap();
 
-        let error = jail.remove(&path("/docs"), false).unwrap_err();
+        let error = jail
+            .remove(&path("/docs"), false, &mut tally())
+            .unwrap_err();
         assert_eq!(error.kind, ErrorKind::DirectoryNotEmpty);
         assert_eq!(error.message, "/docs: directory not empty");
-        // The partial file's 3 bytes were never charged, so they are not freed.
-        assert_eq!(jail.remove(&path("/docs"), true).unwrap(), 9);
+        // Old-style partials are charged like any file, and so freed.
+        assert_eq!(
+            removed(jail, "/docs", true),
+            Footprint {
+                bytes: 7 + 3 + 2 + 3 * 4096,
+                entries: 6
+            }
+        );
         assert!(!homes.alice.join("docs").exists());
 
-        let error = jail.remove(&RemotePath::root(), true).unwrap_err();
+        let error = jail
+            .remove(&RemotePath::root(), true, &mut tally())
+            .unwrap_err();
         assert_eq!(error.kind, ErrorKind::PermissionDenied);
         assert_eq!(error.message, "cannot remove your home directory");
         assert_eq!(
-            jail.remove(&path("/docs"), true).unwrap_err().kind,
+            jail.remove(&path("/docs"), true, &mut tally())
+                .unwrap_err()
+                .kind,
             ErrorKind::NotFound
         );
         assert!(homes.alice.is_dir());
@@ -1230,63 +1327,43 @@ mod tests {
         fs::write(homes.alice.join("big.txt"), "twelve bytes").unwrap();
 
         // Replacing a file frees its size.
-        assert_eq!(
-            jail.rename(&path("/big.txt"), &path("/docs/a.txt"))
-                .unwrap(),
-            5
-        );
+        assert_eq!(renamed(jail, "/big.txt", "/docs/a.txt"), Footprint::file(5));
         assert_eq!(
             fs::read_to_string(homes.alice.join("docs/a.txt")).unwrap(),
             "twelve bytes"
         );
         // Into an existing directory, under its own name; the home counts.
-        jail.mkdir(&path("/archive"), false).unwrap();
-        assert_eq!(
-            jail.rename(&path("/docs/a.txt"), &path("/archive"))
-                .unwrap(),
-            0
-        );
+        jail.mkdir(&path("/archive"), false, &mut tally()).unwrap();
+        assert_eq!(renamed(jail, "/docs/a.txt", "/archive"), Footprint::ZERO);
         assert!(homes.alice.join("archive/a.txt").is_file());
-        assert_eq!(
-            jail.rename(&path("/archive/a.txt"), &RemotePath::root())
-                .unwrap(),
-            0
-        );
+        assert_eq!(renamed(jail, "/archive/a.txt", "/"), Footprint::ZERO);
         assert!(homes.alice.join("a.txt").is_file());
         // Onto itself: nothing happens.
-        assert_eq!(jail.rename(&path("/a.txt"), &path("/a.txt")).unwrap(), 0);
+        assert_eq!(renamed(jail, "/a.txt", "/a.txt"), Footprint::ZERO);
         assert!(homes.alice.join("a.txt").is_file());
         // Plain rename to a new name, and a directory into another.
         assert_eq!(
-            jail.rename(&path("/a.txt"), &path("/docs/renamed.txt"))
-                .unwrap(),
-            0
+            renamed(jail, "/a.txt", "/docs/renamed.txt"),
+            Footprint::ZERO
         );
-        assert_eq!(jail.rename(&path("/archive"), &path("/docs")).unwrap(), 0);
+        assert_eq!(renamed(jail, "/archive", "/docs"), Footprint::ZERO);
         assert!(homes.alice.join("docs/archive").is_dir());
 
         let refused = [
             (
-                jail.rename(&RemotePath::root(), &path("/x")),
+                jail.rename(&RemotePath::root(), &path("/x"), &mut tally()),
                 ErrorKind::PermissionDenied,
             ),
             (
-                jail.rename(&path("/docs"), &path("/docs/archive/deeper")),
+                jail.rename(&path("/docs"), &path("/docs/archive/deeper"), &mut tally()),
                 ErrorKind::InvalidPath,
             ),
             (
-                jail.rename(&path("/docs"), &path("/docs/archive")),
+                jail.rename(&path("/docs"), &path("/docs/archive"), &mut tally()),
                 ErrorKind::InvalidPath,
             ),
             (
-                jail.rename(
-                    &path("/docs/renamed.txt"),
-                    &path(&format!("/{}", partial_name("x"))),
-                ),
-                ErrorKind::InvalidPath,
-            ),
-            (
-                jail.rename(&path("/missing"), &path("/x")),
+                jail.rename(&path("/missing"), &path("/x"), &mut tally()),
                 ErrorKind::NotFound,
             ),
         ];
@@ -1296,7 +1373,7 @@ mod tests {
         // Through a link, the kernel's own check catches what the lexical one cannot.
         symlink("docs/archive", homes.alice.join("archive_link")).unwrap();
         let error = jail
-            .rename(&path("/docs"), &path("/archive_link/inner"))
+            .rename(&path("/docs"), &path("/archive_link/inner"), &mut tally())
             .unwrap_err();
         assert_eq!(error.kind, ErrorKind::InvalidPath);
         assert!(homes.alice.join("docs/renamed.txt").is_file());
@@ -1307,35 +1384,43 @@ mod tests {
         let homes = Homes::new();
         let jail = &homes.jail;
         assert_eq!(
-            jail.mkdir(&RemotePath::root(), false).unwrap_err().kind,
+            jail.mkdir(&RemotePath::root(), false, &mut tally())
+                .unwrap_err()
+                .kind,
             ErrorKind::AlreadyExists
         );
-        jail.mkdir(&RemotePath::root(), true).unwrap();
+        jail.mkdir(&RemotePath::root(), true, &mut tally()).unwrap();
 
-        jail.mkdir(&path("/a/b/c"), true).unwrap();
+        jail.mkdir(&path("/a/b/c"), true, &mut tally()).unwrap();
         assert!(homes.alice.join("a/b/c").is_dir());
-        jail.mkdir(&path("/a/b/c"), true).unwrap();
-        let error = jail.mkdir(&path("/a/b/c"), false).unwrap_err();
+        jail.mkdir(&path("/a/b/c"), true, &mut tally()).unwrap();
+        let error = jail
+            .mkdir(&path("/a/b/c"), false, &mut tally())
+            .unwrap_err();
         assert_eq!(
             (error.kind, error.message.as_str()),
             (ErrorKind::AlreadyExists, "/a/b/c: already exists")
         );
         assert_eq!(
-            jail.mkdir(&path("/x/y"), false).unwrap_err().kind,
+            jail.mkdir(&path("/x/y"), false, &mut tally())
+                .unwrap_err()
+                .kind,
             ErrorKind::NotFound
         );
 
-        let error = jail.mkdir(&path("/docs/a.txt/sub"), true).unwrap_err();
+        let error = jail
+            .mkdir(&path("/docs/a.txt/sub"), true, &mut tally())
+            .unwrap_err();
         assert_eq!(
             (error.kind, error.message.as_str()),
             (ErrorKind::NotADirectory, "/docs/a.txt: not a directory")
         );
-        let error = jail.mkdir(&path("/docs/a.txt"), true).unwrap_err();
-        assert_eq!(error.kind, ErrorKind::AlreadyExists);
         let error = jail
-            .mkdir(&path(&format!("/{}", partial_name("d"))), true)
+            .mkdir(&path("/docs/a.txt"), true, &mut tally())
             .unwrap_err();
-        assert_eq!(error.kind, ErrorKind::InvalidPath);
+        assert_eq!(error.kind, ErrorKind::AlreadyExists);
+        // Reserved names cannot even be spelled in a path.
+        assert!(RemotePath::parse(&format!("/{}", partial_name("d"))).is_err());
     }
 
     #[test]
@@ -1344,11 +1429,7 @@ mod tests {
         let jail = &homes.jail;
         let error = jail.open_parent(&RemotePath::root()).unwrap_err();
         assert_eq!(error.kind, ErrorKind::IsADirectory);
-        let error = jail
-            .open_parent(&path(&format!("/docs/{}", partial_name("a.txt"))))
-            .unwrap_err();
-        assert_eq!(error.kind, ErrorKind::InvalidPath);
-        assert!(error.message.ends_with("reserved name"));
+        assert!(RemotePath::parse(&format!("/docs/{}", partial_name("a.txt"))).is_err());
         let error = jail.open_parent(&path("/missing/a.txt")).unwrap_err();
         assert_eq!(error.message, "/missing: no such file or directory");
         let error = jail.open_parent(&path("/docs/a.txt/b")).unwrap_err();
@@ -1372,20 +1453,50 @@ mod tests {
     }
 
     #[test]
-    fn disk_usage_counts_files_but_not_partials_or_links() {
+    fn disk_usage_charges_every_entry_but_follows_no_link() {
         let homes = Homes::new().with_escapes();
         fs::create_dir_all(homes.alice.join("docs/sub")).unwrap();
         fs::write(homes.alice.join("docs/sub/b.bin"), [7u8; 1000]).unwrap();
         fs::write(homes.alice.join("docs").join(partial_name("c")), "abc").unwrap();
         symlink("docs", homes.alice.join("docs_again")).unwrap();
-        assert_eq!(homes.jail.disk_usage().unwrap(), 5 + 1000);
+        let before = homes.jail.disk_usage(4096).unwrap();
+        // The staging directory costs nothing; what it holds does.
+        let staging = homes.jail.open_staging().unwrap();
+        let partial = staging.partial(&path("/x"));
+        let file = crate::quota::PartialFile::open(&partial, 0).unwrap();
+        std::io::Write::write_all(&mut &file, b"12").unwrap();
+        let after = homes.jail.disk_usage(4096).unwrap();
+        assert_eq!(after, before.saturating_add(Footprint::file(2)));
+        // Count by hand: every entry, links as links.
+        let mut expected = Footprint::ZERO;
+        let mut pending = vec![homes.alice.clone()];
+        while let Some(dir) = pending.pop() {
+            for entry in fs::read_dir(&dir).unwrap() {
+                let entry = entry.unwrap();
+                let metadata = fs::symlink_metadata(entry.path()).unwrap();
+                if entry.file_name() == crate::partials::STAGING_DIR && dir == homes.alice {
+                    pending.push(entry.path());
+                    continue;
+                }
+                if metadata.is_file() {
+                    expected += Footprint::file(metadata.len());
+                } else {
+                    expected += Footprint::node(4096);
+                    if metadata.is_dir() {
+                        pending.push(entry.path());
+                    }
+                }
+            }
+        }
+        assert_eq!(after, expected);
+        assert!(after.bytes >= 5 + 1000 + 3 + 2);
     }
 
     #[test]
     fn symlinks_are_made_only_when_they_stay_inside() {
         let homes = Homes::new();
         let jail = &homes.jail;
-        jail.mkdir(&path("/links"), false).unwrap();
+        jail.mkdir(&path("/links"), false, &mut tally()).unwrap();
         jail.symlink(&path("/links/to-docs"), "../docs").unwrap();
         assert_eq!(
             fs::read_link(homes.alice.join("links/to-docs")).unwrap(),

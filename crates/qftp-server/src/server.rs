@@ -27,7 +27,7 @@ pub struct ServerState {
     /// The loaded configuration.
     pub config: ServerConfig,
     /// The user store.
-    pub db: UserDb,
+    pub db: Arc<UserDb>,
     /// Login throttling and password checks.
     pub login_guard: LoginGuard,
     /// Per-user upload reservations.
@@ -130,11 +130,19 @@ impl Server {
             .with_context(|| format!("cannot listen on {listen}"))?;
         let db = UserDb::open(&root.database())
             .with_context(|| format!("opening the user database {}", root.database().display()))?;
+        let db = Arc::new(db);
+        let ledger_limits = crate::quota::LedgerLimits {
+            max_entries: config.limits.max_entries_per_user,
+            entry_cost: config
+                .limits
+                .entry_cost()
+                .map_err(|message| anyhow::anyhow!(message))?,
+        };
         let state = Arc::new(ServerState {
             login_guard: LoginGuard::new(config.login.clone()),
             connections: Arc::new(Semaphore::new(config.max_connections)),
             per_user: Mutex::new(HashMap::new()),
-            quotas: QuotaBook::default(),
+            quotas: QuotaBook::new(Arc::clone(&db), ledger_limits),
             dir_sync: DirSyncer::default(),
             revocations: std::sync::atomic::AtomicU64::new(0),
             db,

@@ -29,8 +29,10 @@ use tokio::sync::{Semaphore, oneshot};
 
 use crate::connection::{Context, HandlerResult, parse_path};
 use crate::error::{RequestError, RequestResult};
+use crate::footprint::Footprint;
 use crate::jail::Jail;
-use crate::quota::Reservation;
+use crate::partials::{StagedPartial, Staging};
+use crate::quota::{Reservation, UserQuota};
 use crate::server::ServerState;
 
 /// Error codes used when a data stream is stopped or reset.
@@ -272,50 +274,50 @@ pub(crate) fn abort_upload(context: &Context, transfer_id: u64) -> HandlerResult
 /// What `PutOpen` prepared on the blocking side.
 #[derive(Debug)]
 struct PreparedUpload {
+    /// The target's directory and final name.
     dir: cap_std::fs::Dir,
     name: String,
-    partial: String,
+    /// The partial file, opened for writing.
     file: std::fs::File,
     offset: u64,
     prefix_hash: Option<HashBytes>,
     hasher: blake3::Hasher,
 }
 
-/// Opens the target's directory, reserves quota through `reserve` (given the
-/// size of the file that will be replaced) and only then opens the partial
-/// file, so a refused upload leaves nothing behind.
+/// The quota reservation of one upload and its partial file.
+type UploadReservation = Reservation<StagedPartial>;
+
+/// Opens the target's directory, then, under the user's quota lock,
+/// reserves room for the upload and only then opens its partial file in the
+/// staging directory, so a refused upload leaves nothing behind. With
+/// `resume`, an existing partial no longer than `size` is kept and hashed.
 fn prepare_upload(
     jail: &Jail,
+    staging: &Staging,
+    quota: &Arc<UserQuota>,
     path: &RemotePath,
     size: u64,
     resume: bool,
-    reserve: impl FnOnce(u64) -> RequestResult<Reservation>,
-) -> RequestResult<(PreparedUpload, Reservation)> {
+) -> RequestResult<(PreparedUpload, UploadReservation)> {
     let shown = path.to_string();
     let (dir, name) = jail.open_parent(path)?;
-    let replaced = replaced_size(&dir, &name, &shown)?;
-    check_free_space(&dir, size.saturating_sub(replaced), &shown)?;
-    let reservation = reserve(replaced)?;
-    let partial = qftp_proto::partial_name(&name);
+    // A directory in the way is refused before anything is reserved.
+    replaced_footprint(&dir, &name, &shown, 0)?;
+    check_free_space(&dir, size, &shown)?;
+    let (file, reservation) = quota.reserve(path, size, staging.partial(path), |_| resume)?;
     let io_error = |error: std::io::Error| RequestError::from_io(&error, &shown);
-    let (file, existing) = crate::partials::open_partial(&dir, &partial).map_err(io_error)?;
+    let kept = reservation.kept();
     let mut hasher = blake3::Hasher::new();
-    let (offset, prefix_hash) = if resume && existing > 0 && existing <= size {
-        pump::hash_prefix(&file, existing, &mut hasher).map_err(io_error)?;
-        (existing, Some(*hasher.finalize().as_bytes()))
+    let (offset, prefix_hash) = if kept > 0 {
+        pump::hash_prefix(&file, kept, &mut hasher).map_err(io_error)?;
+        (kept, Some(*hasher.finalize().as_bytes()))
     } else {
-        // A new, empty partial needs no truncation (the common case for
-        // small files); an old one not resumed is emptied now.
-        if existing > 0 {
-            file.set_len(0).map_err(io_error)?;
-        }
         (0, None)
     };
     Ok((
         PreparedUpload {
             dir,
             name,
-            partial,
             file,
             offset,
             prefix_hash,
@@ -338,13 +340,9 @@ pub(crate) async fn upload(context: &Context, open: UploadOpen) -> HandlerResult
     let (prepared, reservation) = {
         let path = path.clone();
         let quota = Arc::clone(&context.session.quota);
-        let state = Arc::clone(&context.state);
+        let staging = context.session.staging.clone();
         context
-            .blocking(move |jail| {
-                prepare_upload(jail, &path, size, resume, |replaced| {
-                    quota.reserve(&state.db, &path, size, replaced)
-                })
-            })
+            .blocking(move |jail| prepare_upload(jail, &staging, &quota, &path, size, resume))
             .await?
     };
     let (stream_sender, stream_receiver) = oneshot::channel();
@@ -497,7 +495,7 @@ async fn finish_upload(
     open: &UploadOpen,
     upload: ReceivedUpload,
     client_hash: HashBytes,
-    mut reservation: Reservation,
+    reservation: UploadReservation,
 ) -> RequestResult<Response> {
     let ReceivedUpload {
         prepared,
@@ -509,16 +507,25 @@ async fn finish_upload(
     let size = open.size;
     let quota = Arc::clone(&context.session.quota);
     let state = Arc::clone(&context.state);
+    let entry_cost = context.session.entry_cost;
     tokio::task::spawn_blocking(move || {
         if prepared.hasher.finalize().as_bytes() != &client_hash {
-            let _ = prepared.dir.remove_file(&prepared.partial);
+            reservation.discard();
             return Err(RequestError::new(
                 ErrorKind::IntegrityMismatch,
                 format!("{shown}: BLAKE3 mismatch; the upload was discarded"),
             ));
         }
         seal(&prepared.file, mtime).map_err(|error| RequestError::from_io(&error, &shown))?;
-        place(&state, &quota, &mut reservation, &prepared, size, &shown)
+        place(
+            &state,
+            &quota,
+            reservation,
+            &prepared,
+            size,
+            &shown,
+            entry_cost,
+        )
     })
     .await
     .map_err(|_| RequestError::new(ErrorKind::Internal, "server error: task failed"))??;
@@ -538,27 +545,28 @@ fn seal(file: &std::fs::File, mtime: Option<std::time::SystemTime>) -> std::io::
     file.sync_all()
 }
 
-/// Renames a sealed partial into its final name and charges the quota in
-/// one step, then makes the rename durable with a directory flush shared
+/// Renames a sealed partial over its final name and charges the quota in
+/// one step under the user's lock (the replaced entry measured right before
+/// the rename), then makes the rename durable with a directory flush shared
 /// among the uploads finishing in that directory at the same time.
 fn place(
     state: &ServerState,
-    quota: &crate::quota::UserQuota,
-    reservation: &mut Reservation,
+    quota: &UserQuota,
+    reservation: UploadReservation,
     upload: &PreparedUpload,
     size: u64,
     shown: &str,
+    entry_cost: u64,
 ) -> RequestResult<()> {
-    let PreparedUpload {
-        dir, name, partial, ..
-    } = upload;
+    let PreparedUpload { dir, name, .. } = upload;
     let io_error = |error: std::io::Error| RequestError::from_io(&error, shown);
     // The directory handle itself may be a path-only descriptor, which
     // cannot be synced; open the directory for reading.
     let directory = dir.open(".").map_err(io_error)?.into_std();
-    let replaced = replaced_size(dir, name, shown)?;
-    quota.commit(&state.db, reservation, size, replaced, || {
-        dir.rename(partial, dir, name).map_err(io_error)
+    quota.commit(reservation, size, |partial: &StagedPartial| {
+        let replaced = replaced_footprint(dir, name, shown, entry_cost)?;
+        partial.rename_into(dir, name).map_err(io_error)?;
+        Ok(replaced)
     })?;
     state.dir_sync.sync(&directory).map_err(io_error)
 }
@@ -624,6 +632,8 @@ pub(crate) async fn upload_small(context: &Context, small: SmallUpload) -> Handl
     .map_err(|error| failed(&error.to_string()))?;
     let quota = Arc::clone(&context.session.quota);
     let state = Arc::clone(&context.state);
+    let staging = context.session.staging.clone();
+    let entry_cost = context.session.entry_cost;
     let mtime = mtime.to_system_time();
     context
         .blocking(move |jail| {
@@ -633,7 +643,14 @@ pub(crate) async fn upload_small(context: &Context, small: SmallUpload) -> Handl
                     format!("{path}: BLAKE3 mismatch; the upload was discarded"),
                 ));
             }
-            store_small(jail, &state, &quota, &path, &body, mtime)
+            let upload = SmallStore {
+                state: &state,
+                quota: &quota,
+                staging: &staging,
+                path: &path,
+                entry_cost,
+            };
+            store_small(jail, upload, &body, mtime)
         })
         .await?;
     tracing::debug!(user = %context.session.user, path = %shown, size, "small upload stored");
@@ -653,29 +670,50 @@ pub(crate) struct SmallUpload {
     pub hash: HashBytes,
 }
 
-/// Writes a verified small file under its partial name, makes it durable and
-/// moves it into place, with the quota reserved before the first byte and
-/// charged at the rename.
+/// Writes a verified small file as a partial, makes it durable and moves it
+/// into place, with the quota reserved before the first byte and charged at
+/// the rename. A failed write leaves no partial behind.
 fn store_small(
     jail: &Jail,
-    state: &Arc<ServerState>,
-    quota: &Arc<crate::quota::UserQuota>,
-    path: &RemotePath,
+    upload: SmallStore<'_>,
     body: &[u8],
     mtime: Option<std::time::SystemTime>,
 ) -> RequestResult<()> {
+    let SmallStore {
+        state,
+        quota,
+        staging,
+        path,
+        entry_cost,
+    } = upload;
     let shown = path.to_string();
     let size = body.len() as u64;
-    let (prepared, mut reservation) = prepare_upload(jail, path, size, false, |replaced| {
-        quota.reserve(&state.db, path, size, replaced)
-    })?;
+    let (prepared, reservation) = prepare_upload(jail, staging, quota, path, size, false)?;
     let written = std::io::Write::write_all(&mut &prepared.file, body)
         .and_then(|()| seal(&prepared.file, mtime));
     if let Err(error) = written {
-        let _ = prepared.dir.remove_file(&prepared.partial);
+        reservation.discard();
         return Err(RequestError::from_io(&error, &shown));
     }
-    place(state, quota, &mut reservation, &prepared, size, &shown)
+    place(
+        state,
+        quota,
+        reservation,
+        &prepared,
+        size,
+        &shown,
+        entry_cost,
+    )
+}
+
+/// Where a small upload goes and who pays for it.
+#[derive(Debug)]
+struct SmallStore<'a> {
+    state: &'a ServerState,
+    quota: &'a Arc<UserQuota>,
+    staging: &'a Staging,
+    path: &'a RemotePath,
+    entry_cost: u64,
 }
 
 /// Refuses an upload that needs more bytes than the file system holding
@@ -701,17 +739,21 @@ fn check_free_space(dir: &cap_std::fs::Dir, needed: u64, shown: &str) -> Request
     Ok(())
 }
 
-/// The size of the regular file an upload to `name` in `dir` would replace
-/// (0 when there is none); a directory in the way is an error.
-fn replaced_size(dir: &cap_std::fs::Dir, name: &str, shown: &str) -> RequestResult<u64> {
+/// What the entry an upload to `name` in `dir` would replace costs (nothing
+/// when there is none); a directory in the way is an error.
+fn replaced_footprint(
+    dir: &cap_std::fs::Dir,
+    name: &str,
+    shown: &str,
+    entry_cost: u64,
+) -> RequestResult<Footprint> {
     match dir.symlink_metadata(name) {
         Ok(metadata) if metadata.is_dir() => Err(RequestError::new(
             ErrorKind::IsADirectory,
             format!("{shown}: is a directory"),
         )),
-        Ok(metadata) if metadata.is_file() => Ok(metadata.len()),
-        Ok(_) => Ok(0),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Ok(metadata) => Ok(Footprint::of(&metadata, entry_cost)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Footprint::ZERO),
         Err(error) => Err(RequestError::from_io(&error, shown)),
     }
 }
@@ -832,12 +874,9 @@ fn sweep_all(state: &ServerState, max_age: Duration) {
             return;
         }
     };
+    let cutoff = crate::partials::cutoff(max_age);
     for user in users {
-        let home = state.root.home_of(&state.config, &user);
-        if !home.is_dir() {
-            continue;
-        }
-        match crate::partials::sweep(&home, max_age) {
+        match sweep_user(state, &user, cutoff) {
             Ok(0) => {}
             Ok(removed) => {
                 tracing::info!(user = %user.name, removed, "removed abandoned partial uploads")
@@ -845,4 +884,36 @@ fn sweep_all(state: &ServerState, max_age: Duration) {
             Err(error) => tracing::warn!(user = %user.name, %error, "partial sweep failed"),
         }
     }
+}
+
+/// Removes `user`'s partial uploads that nothing touched since `cutoff`
+/// and no upload is using, and takes them off the user's ledger.
+fn sweep_user(
+    state: &ServerState,
+    user: &crate::userdb::UserRecord,
+    cutoff: std::time::SystemTime,
+) -> std::io::Result<usize> {
+    let home = state.root.home_of(&state.config, user);
+    let home = match cap_std::fs::Dir::open_ambient_dir(&home, cap_std::ambient_authority()) {
+        Ok(home) => home,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(error) => return Err(error),
+    };
+    let quota = state.quotas.user(user);
+    let mut removed = 0;
+    if let Some(staging) = Staging::open_existing(&home)? {
+        let partials = staging.partials()?;
+        removed += quota.sweep(partials.into_iter(), |partial| {
+            partial.changed_before(cutoff)
+        });
+    }
+    let legacy = quota
+        .change(|tally| {
+            let freed = crate::partials::sweep_legacy(&home, cutoff)
+                .map_err(|error| RequestError::from_io(&error, "/"))?;
+            tally.remove(freed);
+            Ok(freed.entries)
+        })
+        .map_err(|error| std::io::Error::other(error.message))?;
+    Ok(removed + legacy as usize)
 }

@@ -121,6 +121,11 @@ pub struct UserRecord {
     /// A home of its own; `None` means `homes_dir/NAME`. Relative paths are
     /// taken from the server root.
     pub home: Option<PathBuf>,
+    /// Which account of this name this is, derived from its row, creation
+    /// time and password hash: a user deleted and added again under the
+    /// same name is a new account, whose home the server measures afresh
+    /// (and so, harmlessly, is one whose password changed).
+    pub account: u64,
 }
 
 /// The user database, shared by every connection (and by concurrent
@@ -198,7 +203,7 @@ impl UserDb {
     pub fn user(&self, name: &str) -> Result<Option<UserRecord>, DbError> {
         self.lock()
             .query_row(
-                "SELECT name, password_hash, quota, used, home FROM users WHERE name = ?1",
+                "SELECT name, password_hash, quota, used, home, rowid, created FROM users WHERE name = ?1",
                 [name],
                 read_user,
             )
@@ -210,7 +215,9 @@ impl UserDb {
     pub fn users(&self) -> Result<Vec<UserRecord>, DbError> {
         let connection = self.lock();
         let mut statement = connection
-            .prepare("SELECT name, password_hash, quota, used, home FROM users ORDER BY name")?;
+            .prepare(
+            "SELECT name, password_hash, quota, used, home, rowid, created FROM users ORDER BY name",
+        )?;
         let rows = statement.query_map([], read_user)?;
         rows.map(|row| row?).collect()
     }
@@ -415,6 +422,16 @@ fn read_user(row: &Row<'_>) -> rusqlite::Result<Result<UserRecord, DbError>> {
     let quota: Option<i64> = row.get(2)?;
     let used: i64 = row.get(3)?;
     let home: Option<String> = row.get(4)?;
+    let (rowid, created): (i64, i64) = (row.get(5)?, row.get(6)?);
+    let account = {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&rowid.to_le_bytes());
+        hasher.update(&created.to_le_bytes());
+        hasher.update(password_hash.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
+        u64::from_le_bytes(first)
+    };
     Ok((|| {
         Ok(UserRecord {
             name,
@@ -422,6 +439,7 @@ fn read_user(row: &Row<'_>) -> rusqlite::Result<Result<UserRecord, DbError>> {
             quota: quota.map(|quota| to_unsigned("quota", quota)).transpose()?,
             used: to_unsigned("used", used)?,
             home: home.map(PathBuf::from),
+            account,
         })
     })())
 }
@@ -480,6 +498,7 @@ mod tests {
                 quota: Some(1 << 30),
                 used: 0,
                 home: Some(PathBuf::from("special/alice")),
+                account: alice.account,
             }
         );
         assert_eq!(db.user("carol").unwrap(), None);
