@@ -345,6 +345,7 @@ fn open_parent_of(fd: impl AsFd) -> io::Result<OwnedFd> {
 /// Device and inode of an open file.
 fn identity(fd: impl AsFd) -> io::Result<(u64, u64)> {
     let stat = rustix::fs::fstat(fd)?;
+    // The field types differ between platforms; on some they are u64 already.
     #[allow(clippy::useless_conversion)]
     Ok((u64::from(stat.st_dev), u64::from(stat.st_ino)))
 }
