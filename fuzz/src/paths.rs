@@ -9,8 +9,9 @@
 //! component, no `/` or NUL inside a name and no name over the limit;
 //! normalizing its printed form gives it back; joining agrees with a
 //! reference stack model and never climbs above the home; errors are the
-//! documented ones; `link_target_stays_inside` agrees with a reference
-//! model, is monotonic in the depth and agrees with joining.
+//! documented ones; `link_target_stays_inside` (the canonical-form rule)
+//! agrees with a reference model, is monotonic in the depth and agrees with
+//! joining.
 
 use qftp_proto::path::{
     MAX_NAME_BYTES, MAX_PATH_BYTES, PathError, RemotePath, link_target_stays_inside,
@@ -156,23 +157,28 @@ fn check_resolve(base: &RemotePath, path: &str) {
     }
 }
 
-/// The reference answer for `link_target_stays_inside`, in wide arithmetic.
+/// The reference answer for `link_target_stays_inside`: the canonical form
+/// (leading `..` only, then plain names, no `.` or empty name, no name a
+/// server reserves) climbing at
+/// most `depth`, in wide arithmetic.
 fn model_stays_inside(depth: usize, target: &str) -> bool {
-    if target.is_empty() || target.starts_with('/') || target.contains('\0') {
+    if target.is_empty()
+        || target.len() > MAX_PATH_BYTES
+        || target.starts_with('/')
+        || target.contains('\0')
+    {
         return false;
     }
-    let mut depth = depth as i128;
-    for name in target.split('/') {
-        match name {
-            "" | "." => {}
-            ".." => depth -= 1,
-            _ => depth += 1,
-        }
-        if depth < 0 {
-            return false;
-        }
-    }
-    true
+    let names: Vec<&str> = target.split('/').collect();
+    let ups = names.iter().take_while(|name| **name == "..").count();
+    let rest_plain = names[ups..]
+        .iter()
+        .all(|name| {
+            !matches!(*name, "" | "." | "..")
+                && name.len() <= MAX_NAME_BYTES
+                && !qftp_proto::is_reserved_name(name)
+        });
+    rest_plain && ups as i128 <= depth as i128
 }
 
 fn check_link_target(depth: usize, target: &str) {

@@ -3,6 +3,7 @@
 mod accounts;
 mod attacks;
 mod crash;
+mod hardening_links;
 mod hardening_quota;
 mod integrity;
 mod jail;

@@ -11,7 +11,13 @@
 //! Symlinks are reported and skipped unless `links` asks to recreate them;
 //! only relative links that stay inside the tree are ever created, on
 //! either side, and they are created after all files, so no transfer can
-//! be routed through a link the sync itself made.
+//! be routed through a link the sync itself made. A link is sent in the
+//! canonical form the server accepts (`..` first, then names; see
+//! [`qftp_proto::path::LinkTarget`]): a target that differs from it only by
+//! `.`, doubled slashes or a `..` after a real directory of the tree is
+//! rewritten to it, and anything else (absolute, leading out of the tree,
+//! `..` after a link or a file) is skipped with the reason, the way rsync's
+//! `--safe-links` skips unsafe links, rather than failing the whole sync.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -151,9 +157,76 @@ impl SyncPlan {
     }
 }
 
-/// Whether `target`, read from the directory of `path`, stays inside the tree.
+/// Whether `target`, read from the directory of `path`, stays inside the
+/// tree: it must be in canonical form and climb no higher than the top.
 pub fn link_stays_inside(path: &str, target: &str) -> bool {
     qftp_proto::path::link_target_stays_inside(path.matches('/').count(), target)
+}
+
+/// The canonical form of the link `path -> target` of `tree`, or why it
+/// cannot be recreated safely.
+///
+/// Only rewrites that cannot change where the link leads are made: `.` and
+/// empty names are dropped, and `name/..` is cancelled when `name` is a
+/// real directory of the tree (the tree is walked without following links,
+/// so its directories are real). A `..` after a link or a file is refused,
+/// because it climbs from wherever that name leads.
+pub fn canonical_link_target(path: &str, target: &str, tree: &Tree) -> Result<String, String> {
+    if target.is_empty() || target.contains('\0') {
+        return Err("symlink with an empty or invalid target".into());
+    }
+    let outside = || format!("symlink to {target} leads outside the tree");
+    if target.starts_with('/') {
+        return Err(outside());
+    }
+    let parent: Vec<&str> =
+        parent_of(path).map_or_else(Vec::new, |parent| parent.split('/').collect());
+    let mut position = parent.clone();
+    // Whether every name of `position` is a real directory of the tree.
+    let mut real = true;
+    for name in target.split('/') {
+        match name {
+            "" | "." => {}
+            ".." if !real => {
+                return Err(format!(
+                    "symlink to {target} climbs back out of a link or file, which may lead anywhere"
+                ));
+            }
+            ".." => {
+                if position.pop().is_none() {
+                    return Err(outside());
+                }
+            }
+            name => {
+                position.push(name);
+                real = tree
+                    .get(&position.join("/"))
+                    .is_some_and(|node| node.kind == EntryKind::Directory);
+            }
+        }
+    }
+    let common = parent
+        .iter()
+        .zip(&position)
+        .take_while(|(left, right)| left == right)
+        .count();
+    let mut names = vec![".."; parent.len() - common];
+    names.extend(&position[common..]);
+    if names.is_empty() {
+        // The link's own directory: `..` and its name again.
+        match parent.last() {
+            Some(last) => names = vec!["..", last],
+            None => return Err(format!("symlink to {target} points at the top of the tree")),
+        }
+    }
+    let canonical = names.join("/");
+    if link_stays_inside(path, &canonical) {
+        Ok(canonical)
+    } else {
+        Err(format!(
+            "symlink to {target} cannot be written in canonical form"
+        ))
+    }
 }
 
 fn parent_of(path: &str) -> Option<&str> {
@@ -218,18 +291,14 @@ pub fn plan(source: &Tree, destination: &Tree, options: PlanOptions) -> SyncPlan
                 }
                 _ => plan.transfers.push((path.clone(), node.size)),
             },
+            EntryKind::Symlink if !options.links => plan
+                .skipped
+                .push((path.clone(), "symlink (use --links to recreate it)".into())),
             EntryKind::Symlink => {
-                let target = node.link_target.clone().unwrap_or_default();
-                if !options.links {
-                    plan.skipped
-                        .push((path.clone(), "symlink (use --links to recreate it)".into()));
-                } else if !link_stays_inside(path, &target) {
-                    plan.skipped.push((
-                        path.clone(),
-                        format!("symlink to {target} leads outside the tree"),
-                    ));
-                } else {
-                    match existing {
+                let raw = node.link_target.as_deref().unwrap_or_default();
+                match canonical_link_target(path, raw, source) {
+                    Err(reason) => plan.skipped.push((path.clone(), reason)),
+                    Ok(target) => match existing {
                         Some(existing)
                             if existing.kind == EntryKind::Symlink
                                 && existing.link_target.as_deref() == Some(target.as_str()) =>
@@ -245,7 +314,7 @@ pub fn plan(source: &Tree, destination: &Tree, options: PlanOptions) -> SyncPlan
                             "something else is in the way of this link (use --delete)".into(),
                         )),
                         None => plan.links.push((path.clone(), target)),
-                    }
+                    },
                 }
             }
             EntryKind::Other => plan
@@ -888,5 +957,56 @@ mod tests {
         assert!(!link_stays_inside("a/b", "../../c"));
         assert!(!link_stays_inside("b", "/etc/passwd"));
         assert!(!link_stays_inside("a/b", "x/../../../y"));
+        assert!(!link_stays_inside("a/b", "x/../y"));
+    }
+
+    #[test]
+    fn link_targets_are_sent_in_canonical_form_or_skipped() {
+        let source = tree(&[
+            ("a", directory()),
+            ("a/real", directory()),
+            ("a/s", link("../q")),
+            ("a/f", file(1, 1)),
+            ("q", directory()),
+        ]);
+        let canonical = |path: &str, target: &str| canonical_link_target(path, target, &source);
+        assert_eq!(canonical("a/l", "../q/x"), Ok("../q/x".into()));
+        assert_eq!(canonical("a/l", "./real//x/"), Ok("real/x".into()));
+        assert_eq!(canonical("a/l", "real/../f"), Ok("f".into()));
+        assert_eq!(canonical("a/l", "../a/real"), Ok("real".into()));
+        assert_eq!(canonical("a/l", "."), Ok("../a".into()));
+        assert_eq!(canonical("top", "a/real/../../q"), Ok("q".into()));
+        // `s` is a link: `..` after it climbs from wherever it leads.
+        assert!(canonical("a/l", "s/../../z").is_err());
+        assert!(canonical("a/l", "f/../real").is_err());
+        assert!(canonical("a/l", "missing/../real").is_err());
+        assert!(
+            canonical("a/l", "../../x")
+                .unwrap_err()
+                .contains("leads outside the tree")
+        );
+        assert!(
+            canonical("a/l", "/etc")
+                .unwrap_err()
+                .contains("leads outside the tree")
+        );
+        assert!(canonical("top", ".").is_err());
+        assert!(canonical("top", "").is_err());
+
+        let plan = plan(
+            &tree(&[
+                ("a", directory()),
+                ("a/tidy", link("./b//c")),
+                ("a/escape", link("b/../../../x")),
+            ]),
+            &tree(&[("a", directory()), ("a/tidy", link("b/c"))]),
+            PlanOptions {
+                links: true,
+                ..PlanOptions::default()
+            },
+        );
+        assert_eq!((plan.unchanged, plan.links.len()), (1, 0));
+        assert_eq!(plan.skipped.len(), 1);
+        assert_eq!(plan.skipped[0].0, "a/escape");
     }
 }

@@ -5,6 +5,11 @@
 //! empty components, no NUL. `..` above the root stays at the root, the way
 //! `cd ..` behaves in `/`. This is the first half of the jail; the server's
 //! second half makes sure symlinks cannot lead out either.
+//!
+//! Symlink targets have a stricter, canonical form ([`LinkTarget`]) that
+//! the server accepts only when the target climbs no higher than the link's
+//! real directory is deep ([`link_target_stays_inside`]). This module only
+//! reads text: measuring that depth on disk is the server's business.
 
 use std::fmt;
 
@@ -124,25 +129,132 @@ impl fmt::Display for RemotePath {
     }
 }
 
-/// Whether a symlink `target`, read from a directory `depth` levels below
-/// the top of a tree, stays inside that tree: it must be relative and must
-/// never climb above the top, at any point of its way.
-pub fn link_target_stays_inside(depth: usize, target: &str) -> bool {
-    if target.is_empty() || target.starts_with('/') || target.contains('\0') {
-        return false;
-    }
-    let mut depth = depth;
-    for name in target.split('/') {
-        match name {
-            "" | "." => {}
-            ".." => match depth.checked_sub(1) {
-                Some(up) => depth = up,
-                None => return false,
-            },
-            _ => depth = depth.saturating_add(1),
+/// Why a symlink target is not in canonical form (see [`LinkTarget`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkTargetError {
+    /// The target is empty.
+    #[error("the link target is empty")]
+    Empty,
+    /// The target starts with `/`.
+    #[error("the link target is absolute")]
+    Absolute,
+    /// The target contains a NUL byte.
+    #[error("the link target contains a NUL byte")]
+    Nul,
+    /// The target is longer than [`MAX_PATH_BYTES`].
+    #[error("the link target is longer than {MAX_PATH_BYTES} bytes")]
+    TooLong,
+    /// A name in the target is longer than [`MAX_NAME_BYTES`].
+    #[error("a name in the link target is longer than {MAX_NAME_BYTES} bytes")]
+    NameTooLong,
+    /// The target has a `.` or an empty name (`a/./b`, `a//b`, `a/`).
+    #[error("the link target has a `.` or an empty name")]
+    Dot,
+    /// The target has a `..` after a name (`a/../b`).
+    #[error("the link target has `..` after a name")]
+    UpAfterName,
+    /// A name in the target is reserved for partial uploads (see
+    /// [`crate::is_reserved_name`]): no link may lead to a partial.
+    #[error("the link target names {0}, which is reserved (partial uploads)")]
+    Reserved(String),
+}
+
+/// A symlink target in canonical form: relative, a run of `..` followed
+/// only by plain names, with no `.`, no empty name, no NUL and a bounded
+/// length.
+///
+/// Only this form lets a server tell where a link leads without looking at
+/// the disk: the kernel resolves the leading `..` from the real directory
+/// that holds the link, and every later name only goes down. A `..` after a
+/// name would climb from wherever that name physically leads (a symlinked
+/// name may lead anywhere), so it is refused rather than guessed at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkTarget {
+    ups: usize,
+    names: usize,
+}
+
+impl LinkTarget {
+    /// Checks that `target` is in canonical form.
+    pub fn parse(target: &str) -> Result<Self, LinkTargetError> {
+        if target.is_empty() {
+            return Err(LinkTargetError::Empty);
         }
+        if target.len() > MAX_PATH_BYTES {
+            return Err(LinkTargetError::TooLong);
+        }
+        if target.contains('\0') {
+            return Err(LinkTargetError::Nul);
+        }
+        if target.starts_with('/') {
+            return Err(LinkTargetError::Absolute);
+        }
+        let mut ups = 0usize;
+        let mut names = 0usize;
+        for name in target.split('/') {
+            match name {
+                "" | "." => return Err(LinkTargetError::Dot),
+                ".." if names > 0 => return Err(LinkTargetError::UpAfterName),
+                ".." => ups += 1,
+                name if name.len() > MAX_NAME_BYTES => return Err(LinkTargetError::NameTooLong),
+                name if crate::is_reserved_name(name) => {
+                    return Err(LinkTargetError::Reserved(name.to_owned()));
+                }
+                _ => names += 1,
+            }
+        }
+        Ok(Self { ups, names })
     }
-    true
+
+    /// How many `..` the target starts with: how far above the link's own
+    /// directory it climbs.
+    pub fn ups(&self) -> usize {
+        self.ups
+    }
+
+    /// How many plain names follow the `..`.
+    pub fn names(&self) -> usize {
+        self.names
+    }
+
+    /// Whether the target, read from a real directory `depth` levels below
+    /// the top of a tree, stays inside the tree.
+    pub fn stays_inside(&self, depth: usize) -> bool {
+        self.ups <= depth
+    }
+}
+
+/// Whether a symlink `target`, read from a directory `depth` levels below
+/// the top of a tree, stays inside that tree: it must be in canonical form
+/// ([`LinkTarget`]) and climb at most `depth` levels.
+///
+/// `depth` must be the physical depth of the link's directory (the number of
+/// real directories between it and the top, no symlink among them); then
+/// every resolution of the link stays inside, provided every other link in
+/// the tree obeys the same rule.
+pub fn link_target_stays_inside(depth: usize, target: &str) -> bool {
+    LinkTarget::parse(target).is_ok_and(|target| target.stays_inside(depth))
+}
+
+/// `target` with the rewrites that never change where a link leads: `.`
+/// names and empty names (doubled or trailing slashes) are dropped. Nothing
+/// else is touched; `a/../b` stays as it is, because `a` may be a link.
+///
+/// A trailing slash is the one small difference: `dir/` only resolves when
+/// `dir` is a directory, `dir` also when it is a file.
+pub fn tidy_link_target(target: &str) -> String {
+    let absolute = target.starts_with('/');
+    let names: Vec<&str> = target
+        .split('/')
+        .filter(|name| !name.is_empty() && *name != ".")
+        .collect();
+    let joined = names.join("/");
+    if absolute {
+        format!("/{joined}")
+    } else {
+        joined
+    }
 }
 
 #[cfg(test)]
@@ -190,6 +302,16 @@ mod tests {
     }
 
     #[test]
+    fn links_cannot_lead_to_reserved_names() {
+        for target in [".qftp-partials", "../.qftp-partials/x", "a/.b.qftp-part"] {
+            assert!(
+                matches!(LinkTarget::parse(target), Err(LinkTargetError::Reserved(_))),
+                "{target}"
+            );
+        }
+    }
+
+    #[test]
     fn reserved_names_cannot_be_spelled() {
         for path in [
             "/.qftp-partials",
@@ -209,13 +331,38 @@ mod tests {
     }
 
     #[test]
-    fn link_targets_are_checked_lexically() {
+    fn link_targets_must_be_canonical_and_climb_no_higher_than_their_directory() {
         assert!(link_target_stays_inside(1, "../c"));
         assert!(link_target_stays_inside(0, "c/d"));
+        assert!(link_target_stays_inside(2, "../.."));
+        assert!(link_target_stays_inside(3, "../../x/y"));
         assert!(!link_target_stays_inside(1, "../../c"));
         assert!(!link_target_stays_inside(0, "/etc/passwd"));
         assert!(!link_target_stays_inside(1, "x/../../../y"));
         assert!(!link_target_stays_inside(3, ""));
+        // Lexically `/z` from `/a`, but `s` may be a link to `../q`: the
+        // kernel climbs from where `s` leads, so `..` after a name is refused.
+        assert!(!link_target_stays_inside(1, "s/../../z"));
+        assert!(!link_target_stays_inside(9, "a/../b"));
+        assert!(!link_target_stays_inside(9, "./a"));
+        assert!(!link_target_stays_inside(9, "a//b"));
+        assert!(!link_target_stays_inside(9, "a/"));
+        assert!(!link_target_stays_inside(9, "."));
+    }
+
+    #[test]
+    fn link_target_errors_say_what_is_wrong() {
+        let parse = LinkTarget::parse;
+        assert_eq!(parse(""), Err(LinkTargetError::Empty));
+        assert_eq!(parse("/x"), Err(LinkTargetError::Absolute));
+        assert_eq!(parse("a\0b"), Err(LinkTargetError::Nul));
+        assert_eq!(parse("a/./b"), Err(LinkTargetError::Dot));
+        assert_eq!(parse("a/../b"), Err(LinkTargetError::UpAfterName));
+        assert_eq!(parse(&"x".repeat(300)), Err(LinkTargetError::NameTooLong));
+        assert_eq!(parse(&"../".repeat(2000)), Err(LinkTargetError::TooLong));
+        let target = parse("../../a/b/c").unwrap();
+        assert_eq!((target.ups(), target.names()), (2, 3));
+        assert!(target.stays_inside(2) && !target.stays_inside(1));
     }
 
     #[test]
@@ -224,12 +371,21 @@ mod tests {
         // negative as an i64, and i64::MAX overflowed on the next name.
         assert!(link_target_stays_inside(
             0xff2e_2eff_0000_ffff_u64 as usize,
-            "\u{c}/"
+            "\u{c}"
         ));
-        assert!(link_target_stays_inside(usize::MAX, "a/../.."));
+        assert!(link_target_stays_inside(usize::MAX, "../.."));
         assert!(link_target_stays_inside(usize::MAX / 2, "a/b"));
         assert!(link_target_stays_inside(usize::MAX / 2 + 1, "../x"));
         assert!(!link_target_stays_inside(usize::MAX, "/etc"));
+    }
+
+    #[test]
+    fn tidying_drops_only_dots_and_empty_names() {
+        assert_eq!(tidy_link_target("./a//b/."), "a/b");
+        assert_eq!(tidy_link_target("../x/"), "../x");
+        assert_eq!(tidy_link_target("a/../b"), "a/../b");
+        assert_eq!(tidy_link_target("//etc/./passwd"), "/etc/passwd");
+        assert_eq!(tidy_link_target("."), "");
     }
 
     #[test]

@@ -413,6 +413,12 @@ fn open_session(
     let home = state.root.home_of(&state.config, record);
     let jail = std::fs::create_dir_all(&home)
         .and_then(|()| Jail::open(&home))
+        .map(|jail| {
+            jail.with_link_bounds(crate::links::LinkBounds {
+                max_depth: state.config.limits.max_depth,
+                user: record.name.clone(),
+            })
+        })
         .map_err(|error| {
             tracing::error!(user = %record.name, home = %home.display(), %error, "cannot open home");
             RequestError::new(ErrorKind::Internal, "server error: your home directory is unavailable")

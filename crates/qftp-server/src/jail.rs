@@ -31,6 +31,10 @@
 //! examined (same device and inode), so a directory swapped for a link
 //! between the look and the open is not entered either.
 //!
+//! Links a user makes ([`Jail::symlink`]) or moves ([`Jail::rename`]) keep
+//! resolving inside the home for every program that follows them, not only
+//! for qftp: the rule and its checks live in [`crate::links`].
+//!
 //! Partial files (see [`qftp_proto::is_partial_name`]) are hidden from
 //! listings and walks, cannot be named as the target of an upload, mkdir or
 //! rename, but count in disk usage and in the bytes a removal frees.
@@ -64,6 +68,7 @@ use qftp_proto::{EntryInfo, EntryKind, ErrorKind, HashBytes, LIST_CHUNK_ENTRIES,
 
 use crate::error::{RequestError, RequestResult};
 use crate::footprint::Footprint;
+use crate::links::LinkBounds;
 use crate::quota::Tally;
 
 /// A user's home directory, opened once; every operation resolves beneath
@@ -71,6 +76,7 @@ use crate::quota::Tally;
 #[derive(Debug)]
 pub struct Jail {
     root: Dir,
+    links: LinkBounds,
 }
 
 impl Jail {
@@ -78,7 +84,20 @@ impl Jail {
     /// directory. This is the only place that uses an absolute server path.
     pub fn open(home: &Path) -> io::Result<Jail> {
         let root = Dir::open_ambient_dir(home, cap_std::ambient_authority())?;
-        Ok(Jail { root })
+        let links = LinkBounds {
+            max_depth: crate::config::ResourceLimits::default().max_depth,
+            user: home
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        Ok(Jail { root, links })
+    }
+
+    /// The same jail with the bounds of its link checks (see
+    /// [`crate::links`]) set from the configuration and the user's name.
+    pub fn with_link_bounds(self, links: LinkBounds) -> Jail {
+        Jail { links, ..self }
     }
 
     /// Metadata of `path`, following symlinks that stay inside the home. The
@@ -233,25 +252,14 @@ impl Jail {
 
     /// Creates a symbolic link at `path` pointing to `target`.
     ///
-    /// Only links that stay inside the home are made: the target must be
-    /// relative, and resolving it from the link's directory must never climb
-    /// above the home. (Reading through links is confined anyway; this keeps
-    /// the home free of links that could only ever fail.)
+    /// Only links that stay inside the home, by whatever program resolves
+    /// them, are made: the target must be in canonical form and climb no
+    /// higher than the link's real directory is deep (the rule of
+    /// [`crate::links`]). The link is made relative to the handle whose
+    /// depth was measured.
     pub fn symlink(&self, path: &RemotePath, target: &str) -> RequestResult<()> {
-        if target.is_empty() || target.contains('\0') {
-            return Err(RequestError::new(
-                ErrorKind::InvalidPath,
-                format!("{path}: invalid link target"),
-            ));
-        }
-        let depth = path.components().len().saturating_sub(1);
-        if !qftp_proto::path::link_target_stays_inside(depth, target) {
-            return Err(RequestError::new(
-                ErrorKind::OutsideHome,
-                format!("{path} -> {target}: links must be relative and stay inside your home"),
-            ));
-        }
         let (parent, name) = self.open_parent(path)?;
+        crate::links::check_new_link(&self.root, &parent, path, target, &self.links)?;
         parent
             .symlink(target, &name)
             .map_err(|error| user_error(&error, path))
@@ -436,6 +444,17 @@ impl Jail {
             }
             _ => Footprint::ZERO,
         };
+        // Links (crate::links): a move may not leave a link it carries
+        // pointing outside the home.
+        crate::links::check_links_after_move(
+            &self.root,
+            &from_parent,
+            from_name,
+            &source,
+            &to_parent,
+            from,
+            &self.links,
+        )?;
         from_parent
             .rename(from_name, &to_parent, destination_name)
             .map_err(|error| match error.kind() {

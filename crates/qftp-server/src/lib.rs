@@ -11,6 +11,7 @@
 //! * [`auth`]: password hashing, session tokens and login throttling.
 //! * [`footprint`]: what an entry costs: quota bytes and one entry.
 //! * [`jail`]: every file-system operation, confined to one home.
+//! * [`links`]: the rule that keeps every symlink in a home resolving inside it.
 //! * [`limits`]: refusals at a configured limit: the client's error and a rate-limited WARN.
 //! * [`quota`]: reservations that keep parallel uploads inside a quota.
 //! * [`partials`]: partial upload files: safe opening and the sweep of abandoned ones.
@@ -26,6 +27,7 @@ pub mod error;
 pub mod footprint;
 pub mod jail;
 pub mod limits;
+pub mod links;
 pub mod partials;
 pub mod quota;
 pub mod server;
