@@ -14,6 +14,7 @@
 //! * [`limits`]: refusals at a configured limit: the client's error and a rate-limited WARN.
 //! * [`quota`]: reservations that keep parallel uploads inside a quota.
 //! * [`partials`]: partial upload files: safe opening and the sweep of abandoned ones.
+//! * [`tree`]: traversals of any depth that hold a bounded number of directory handles.
 //! * [`server`], [`connection`], [`transfer`]: the QUIC side.
 
 pub mod auth;
@@ -30,4 +31,5 @@ pub mod partials;
 pub mod quota;
 pub mod server;
 pub mod transfer;
+pub mod tree;
 pub mod userdb;
