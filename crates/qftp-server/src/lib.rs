@@ -12,6 +12,7 @@
 //! * [`footprint`]: what an entry costs: quota bytes and one entry.
 //! * [`jail`]: every file-system operation, confined to one home.
 //! * [`limits`]: refusals at a configured limit: the client's error and a rate-limited WARN.
+//! * [`open_uploads`]: how many uploads each user has open, over all their connections.
 //! * [`quota`]: reservations that keep parallel uploads inside a quota.
 //! * [`partials`]: partial upload files: safe opening and the sweep of abandoned ones.
 //! * [`tree`]: traversals of any depth that hold a bounded number of directory handles.
@@ -27,6 +28,7 @@ pub mod error;
 pub mod footprint;
 pub mod jail;
 pub mod limits;
+pub mod open_uploads;
 pub mod partials;
 pub mod quota;
 pub mod server;

@@ -32,6 +32,8 @@ pub struct ServerState {
     pub login_guard: LoginGuard,
     /// Per-user upload reservations.
     pub quotas: QuotaBook,
+    /// Per-user counts of open uploads (`limits.max_open_uploads_per_user`).
+    pub open_uploads: crate::open_uploads::OpenUploads,
     /// Directory flushes shared among concurrent uploads.
     pub dir_sync: DirSyncer,
     /// Sessions revoked by this server so far (logouts); a change tells
@@ -135,6 +137,9 @@ impl Server {
             connections: Arc::new(Semaphore::new(config.max_connections)),
             per_user: Mutex::new(HashMap::new()),
             quotas: QuotaBook::default(),
+            open_uploads: crate::open_uploads::OpenUploads::new(
+                config.limits.max_open_uploads_per_user,
+            ),
             dir_sync: DirSyncer::default(),
             revocations: std::sync::atomic::AtomicU64::new(0),
             db,

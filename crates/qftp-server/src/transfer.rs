@@ -327,6 +327,11 @@ fn prepare_upload(
 
 /// Serves `PutOpen` and then the whole upload; answers the commit itself.
 pub(crate) async fn upload(context: &Context, open: UploadOpen) -> HandlerResult {
+    // Hardening (resources): one of the user's open uploads until this ends.
+    let _open_upload = context
+        .state
+        .open_uploads
+        .open(&context.session.user, &open.path)?;
     let path = parse_path(&open.path)?;
     let (size, resume) = (open.size, open.resume);
     // A rerun after a crashed client takes over from the stale upload.
@@ -583,6 +588,12 @@ pub(crate) async fn upload_small(context: &Context, small: SmallUpload) -> Handl
             commit: None,
         }),
     )?;
+    // Hardening (resources): one of the user's open uploads until this ends;
+    // taken after the claim so that a refused upload's stream is stopped.
+    let _open_upload = context
+        .state
+        .open_uploads
+        .open(&context.session.user, &path)?;
     if size > qftp_proto::SMALL_FILE_MAX {
         return Err(RequestError::new(
             ErrorKind::Protocol,
