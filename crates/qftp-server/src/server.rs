@@ -206,6 +206,7 @@ impl Server {
 /// Binds `listen`, prints the `listening on` line and serves until Ctrl-C
 /// or SIGTERM.
 pub async fn run(root: ServerRoot, config: ServerConfig, listen: SocketAddr) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let server = Server::bind(root, config, listen)?;
     let address = server.local_addr()?;
     let mut stdout = std::io::stdout().lock();
@@ -219,6 +220,23 @@ pub async fn run(root: ServerRoot, config: ServerConfig, listen: SocketAddr) -> 
     tracing::info!(%address, "serving");
     server.run(shutdown_signal()).await;
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit: the bounds on
+/// uploads, downloads and traversals are sized for a server that may use
+/// the descriptors the system grants it, not the historical soft 1024.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(error) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(%error, "cannot raise the open files limit");
+        }
+    }
 }
 
 async fn shutdown_signal() {
