@@ -547,9 +547,12 @@ fn user_rescan(root: &ServerRoot, name: &str, out: &mut impl Write) -> Result<()
     let (config, db) = open_admin(root)?;
     let record = existing_user(&db, name)?;
     let home = root.home_of(&config, &record);
-    let used = crate::jail::Jail::open(&home)
+    let limits =
+        crate::jail::JailLimits::from_config(&config.limits).map_err(anyhow::Error::msg)?;
+    let used = crate::jail::Jail::open(&home, name, limits)
         .and_then(|jail| jail.disk_usage())
-        .with_context(|| format!("cannot scan home {}", home.display()))?;
+        .with_context(|| format!("cannot scan home {}", home.display()))?
+        .bytes;
     db.set_used(name, used)?;
     writeln!(
         out,
@@ -1022,9 +1025,10 @@ mod tests {
         database(&root).set_used("alice", 999).unwrap();
         let mut out = Vec::new();
         user_rescan(&root, "alice", &mut out).unwrap();
-        // Partial uploads are not charged, so their 3 bytes do not count.
-        assert_eq!(text(out), "alice: used 999 B → 120 B\n");
-        assert_eq!(database(&root).usage("alice").unwrap().0, 120);
+        // Files of 100, 20 and 3 (a partial) bytes; two directories and two
+        // links at the default entry cost of 4 KiB.
+        assert_eq!(text(out), "alice: used 999 B → 16.12 KiB\n");
+        assert_eq!(database(&root).usage("alice").unwrap().0, 123 + 4 * 4096);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use qftp_transport::framed;
 use qftp_transport::pump::{self, PumpError, StreamOptions};
 use tokio::sync::{Semaphore, oneshot};
 
-use crate::connection::{Context, HandlerResult, parse_path};
+use crate::connection::{Context, HandlerResult};
 use crate::error::{RequestError, RequestResult};
 use crate::jail::Jail;
 use crate::quota::Reservation;
@@ -332,7 +332,7 @@ pub(crate) async fn upload(context: &Context, open: UploadOpen) -> HandlerResult
         .state
         .open_uploads
         .open(&context.session.user, &open.path)?;
-    let path = parse_path(&open.path)?;
+    let path = context.parse_path(&open.path)?;
     let (size, resume) = (open.size, open.resume);
     // A rerun after a crashed client takes over from the stale upload.
     context
@@ -603,7 +603,7 @@ pub(crate) async fn upload_small(context: &Context, small: SmallUpload) -> Handl
             ),
         ));
     }
-    let path = parse_path(&path)?;
+    let path = context.parse_path(&path)?;
     context
         .session
         .quota
@@ -735,7 +735,7 @@ pub(crate) async fn download(
     path: &str,
     resume: Option<ResumePoint>,
 ) -> HandlerResult {
-    let path = parse_path(path)?;
+    let path = context.parse_path(path)?;
     let slot = context.transfers.claim(transfer_id, None)?;
     let _permit = Arc::clone(&context.transfers.downloads)
         .acquire_owned()
