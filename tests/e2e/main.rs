@@ -3,6 +3,7 @@
 mod accounts;
 mod attacks;
 mod crash;
+mod hardening_resources;
 mod integrity;
 mod jail;
 mod load;
