@@ -426,7 +426,7 @@ impl Jail {
         // Hardening (resources): a directory moved here must not put an
         // entry deeper than `max_depth` names.
         if source.is_dir() {
-            self.check_moved_depth(&from_parent, from, &source, &destination)?;
+            self.check_moved_depth(&from_parent, from, &source, &to_parent, &destination)?;
         }
         let freed = match to_parent.symlink_metadata(destination_name) {
             Ok(existing) if existing.is_file() && !same_file(&existing, &source) => existing.len(),
@@ -445,14 +445,17 @@ impl Jail {
     }
 
     /// Refuses moving the directory `from` (in `parent`, as `seen`) to
-    /// `destination` when an entry below it would end up deeper than
-    /// `max_depth` names. Only the levels of the subtree down to that bound
-    /// are read (see [`crate::tree::taller_than`]).
+    /// `destination` (in `to_parent`) when an entry below it would end up
+    /// deeper than `max_depth` names. The destination's depth is where its
+    /// parent really is, not what its path says (a symlink can make a deep
+    /// directory look shallow), and only the levels of the subtree down to
+    /// the bound are read (see [`crate::tree::taller_than`]).
     fn check_moved_depth(
         &self,
         parent: &Dir,
         from: &RemotePath,
         seen: &Metadata,
+        to_parent: &Dir,
         destination: &RemotePath,
     ) -> RequestResult<()> {
         let refuse = || {
@@ -465,10 +468,12 @@ impl Jail {
                 "cannot move {from} to {destination}: the tree would be too deep"
             ))
         };
-        let Some(budget) = self
-            .limits
-            .max_depth
-            .checked_sub(destination.components().len())
+        let max_depth = self.limits.max_depth;
+        let real = crate::tree::depth_below(&self.root, to_parent, max_depth)
+            .map_err(|error| user_error(&error, destination))?;
+        let Some(budget) = real
+            .map(|depth| depth.max(destination.components().len() - 1) + 1)
+            .and_then(|depth| max_depth.checked_sub(depth))
         else {
             return Err(refuse());
         };
@@ -1636,6 +1641,26 @@ mod tests {
                 entries: 11
             }
         );
+    }
+
+    #[test]
+    fn a_move_through_a_link_counts_the_real_depth() {
+        let homes = Homes::new();
+        fs::create_dir_all(homes.alice.join("a/b/c/d")).unwrap();
+        fs::create_dir_all(homes.alice.join("x/y/z")).unwrap();
+        symlink("a/b/c/d", homes.alice.join("s")).unwrap();
+        let limits = JailLimits {
+            max_depth: 6,
+            ..JailLimits::default()
+        };
+        let jail = Jail::open(&homes.alice, "alice", limits).unwrap();
+        // /s/x reads as two names but lies at a/b/c/d/x: five, and z at seven.
+        let error = jail.rename(&path("/x"), &path("/s/x")).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::LimitReached);
+        assert!(error.message.contains("max_depth = 6"), "{}", error.message);
+        fs::remove_dir(homes.alice.join("x/y/z")).unwrap();
+        jail.rename(&path("/x"), &path("/s/x")).unwrap();
+        assert!(homes.alice.join("a/b/c/d/x/y").is_dir());
     }
 
     #[test]

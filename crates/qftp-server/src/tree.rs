@@ -246,6 +246,30 @@ pub fn taller_than(top: Dir, bound: usize) -> io::Result<bool> {
     }
 }
 
+/// How many levels below the directory `top` the directory `dir` lies, found
+/// by climbing `..` from `dir` until `top` is reached; `None` when it is not
+/// reached within `bound` levels.
+///
+/// A path named through symlinks can be lexically short and physically
+/// deep; this measures where the directory really is.
+pub fn depth_below(top: &Dir, dir: &Dir, bound: usize) -> io::Result<Option<usize>> {
+    let top = Identity::of_dir(top)?;
+    let mut current = dir.try_clone()?;
+    for depth in 0..=bound {
+        if Identity::of_dir(&current)? == top {
+            return Ok(Some(depth));
+        }
+        let fd = rustix::fs::openat(
+            &current,
+            "..",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )?;
+        current = Dir::from_std_file(std::fs::File::from(fd));
+    }
+    Ok(None)
+}
+
 /// The subdirectories of `dir` with their identities, links not followed.
 fn subdirectories(dir: &Dir) -> io::Result<Vec<(OsString, Identity)>> {
     let mut found = Vec::new();
@@ -410,6 +434,22 @@ mod tests {
         let mut descent = Descent::new(top, ()).unwrap();
         assert!(!descent.enter(OsStr::new("a"), seen, ()).unwrap());
         assert_eq!(descent.depth(), 0);
+    }
+
+    #[test]
+    fn depth_is_measured_where_the_directory_really_is() {
+        let temp = tempfile::tempdir().unwrap();
+        let deepest = chain(temp.path(), 10);
+        std::os::unix::fs::symlink("d/d/d/d/d/d/d/d/d/d", temp.path().join("short")).unwrap();
+        let top = open(temp.path());
+        let through_link = top.open_dir("short").unwrap();
+        assert_eq!(depth_below(&top, &through_link, 10).unwrap(), Some(10));
+        assert_eq!(depth_below(&top, &through_link, 9).unwrap(), None);
+        assert_eq!(depth_below(&top, &top, 0).unwrap(), Some(0));
+        assert_eq!(
+            depth_below(&open(&deepest.join("..")), &open(&deepest), 3).unwrap(),
+            Some(1)
+        );
     }
 
     #[test]
