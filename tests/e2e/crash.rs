@@ -413,9 +413,10 @@ fn server_usage(server: &TestServer) -> Result<Usage, String> {
 
 /// What a rescan counts: the same measure `qftp-server user rescan` uses.
 fn disk_usage(server: &TestServer) -> Result<u64, String> {
-    qftp_server::jail::Jail::open(&server.home(USER))
-        .and_then(|jail| jail.disk_usage(4096))
-        .map(|footprint| footprint.bytes)
+    let limits = qftp_server::jail::JailLimits::default();
+    qftp_server::jail::Jail::open(&server.home(USER), USER, limits)
+        .and_then(|jail| jail.disk_usage())
+        .map(|usage| usage.bytes)
         .map_err(|error| format!("measuring the home: {error}"))
 }
 

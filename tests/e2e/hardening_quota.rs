@@ -208,9 +208,16 @@ async fn abandoned_partials_are_charged_and_unreachable() {
     }
     assert!(!local.exists());
     // Nor through a link: no link may name a reserved name.
-    for target in [STAGING_DIR.to_owned(), format!("{STAGING_DIR}/{}", staged[0])] {
+    for target in [
+        STAGING_DIR.to_owned(),
+        format!("{STAGING_DIR}/{}", staged[0]),
+    ] {
         let refused = watcher.symlink("/way-in", &target).await;
-        assert_eq!(kind(&refused), Some(ErrorKind::InvalidPath), "{target}: {refused:?}");
+        assert_eq!(
+            kind(&refused),
+            Some(ErrorKind::InvalidPath),
+            "{target}: {refused:?}"
+        );
     }
     let listing = user.ok(&["ls", "/"]);
     assert!(!listing.contains(STAGING_DIR), "{listing}");

@@ -5,6 +5,7 @@ mod attacks;
 mod crash;
 mod hardening_links;
 mod hardening_quota;
+mod hardening_resources;
 mod integrity;
 mod jail;
 mod load;

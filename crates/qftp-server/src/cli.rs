@@ -548,14 +548,12 @@ fn user_rescan(root: &ServerRoot, name: &str, out: &mut impl Write) -> Result<()
     let (config, db) = open_admin(root)?;
     let record = existing_user(&db, name)?;
     let home = root.home_of(&config, &record);
-    let entry_cost = config
-        .limits
-        .entry_cost()
-        .map_err(|message| anyhow::anyhow!(message))?;
-    let footprint = crate::jail::Jail::open(&home)
-        .and_then(|jail| jail.disk_usage(entry_cost))
-        .with_context(|| format!("cannot scan home {}", home.display()))?;
-    let used = footprint.bytes;
+    let limits =
+        crate::jail::JailLimits::from_config(&config.limits).map_err(anyhow::Error::msg)?;
+    let used = crate::jail::Jail::open(&home, name, limits)
+        .and_then(|jail| jail.disk_usage())
+        .with_context(|| format!("cannot scan home {}", home.display()))?
+        .bytes;
     db.set_used(name, used)?;
     writeln!(
         out,

@@ -23,9 +23,11 @@ use qftp_transport::framed;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::auth::{LoginError, new_session_token, token_hash};
+use crate::config::ResourceLimits;
 use crate::error::{RequestError, RequestResult};
 use crate::footprint::Footprint;
-use crate::jail::Jail;
+use crate::jail::{Jail, JailLimits};
+use crate::limits::Refusal;
 use crate::quota::{Tally, UserQuota};
 use crate::server::{ServerState, UserConnectionGuard};
 use crate::transfer::{self, TransferTable};
@@ -44,8 +46,15 @@ pub mod close_code {
 
 /// How long a new connection may take to open its control stream and say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Requests of one connection being served at once.
+/// Requests of one connection being served at once. Each holds little
+/// while it waits (its paths are at most `limits.max_path_bytes`; a small
+/// upload's body counts against `limits.max_open_uploads_per_user`), and
+/// past this many the control stream is not read any further.
 const REQUESTS_IN_FLIGHT: usize = 256;
+/// The most bytes of entries put into one listing or walk frame, whatever
+/// `max_frame_size` allows: with the reply channel's 64 frames, a connection
+/// that reads nothing makes the server hold at most 4 MiB of answers.
+const LISTING_FRAME_BYTES: usize = 64 * 1024;
 /// The largest data-stream header frame accepted.
 const DATA_HEADER_LIMIT: usize = 64;
 /// The largest file an upload may declare: file sizes and offsets are
@@ -84,6 +93,9 @@ pub(crate) struct Context {
     pub connection: quinn::Connection,
     pub replies: mpsc::Sender<ServerFrame>,
     pub transfers: Arc<TransferTable>,
+    /// Listings and walks that may run at once on this connection
+    /// (`limits.max_listings_per_connection`).
+    pub listings: Arc<Semaphore>,
 }
 
 impl Context {
@@ -119,10 +131,61 @@ impl Context {
     }
 }
 
-/// Parses a client path, or explains why it is not acceptable.
-pub(crate) fn parse_path(path: &str) -> RequestResult<RemotePath> {
-    RemotePath::parse(path)
-        .map_err(|error| RequestError::new(ErrorKind::InvalidPath, error.to_string()))
+impl Context {
+    /// Parses a client path, or explains why it is not acceptable; a path
+    /// longer than `limits.max_path_bytes` or with more than
+    /// `limits.max_depth` names is refused at a limit.
+    pub fn parse_path(&self, path: &str) -> RequestResult<RemotePath> {
+        parse_path_within(path, &self.state.config.limits, &self.session.user)
+    }
+
+    /// Waits for one of the connection's listing slots.
+    async fn listing_slot(&self) -> RequestResult<tokio::sync::OwnedSemaphorePermit> {
+        Arc::clone(&self.listings)
+            .acquire_owned()
+            .await
+            .map_err(|_| RequestError::new(ErrorKind::Internal, "server error: limiter closed"))
+    }
+}
+
+/// Parses `path` named by `who` within `limits` (see [`Context::parse_path`]).
+fn parse_path_within(path: &str, limits: &ResourceLimits, who: &str) -> RequestResult<RemotePath> {
+    if path.len() > limits.max_path_bytes {
+        return Err(Refusal {
+            setting: "max_path_bytes",
+            value: &limits.max_path_bytes.to_string(),
+            who,
+        }
+        .refuse(format!(
+            "{}…: path of {} bytes is too long",
+            shortened(path),
+            path.len()
+        )));
+    }
+    let parsed = RemotePath::parse(path)
+        .map_err(|error| RequestError::new(ErrorKind::InvalidPath, error.to_string()))?;
+    let depth = parsed.components().len();
+    if depth > limits.max_depth {
+        return Err(Refusal {
+            setting: "max_depth",
+            value: &limits.max_depth.to_string(),
+            who,
+        }
+        .refuse(format!(
+            "{}…: path of {depth} names is too deep",
+            shortened(path)
+        )));
+    }
+    Ok(parsed)
+}
+
+/// The start of a long path, for an error message.
+fn shortened(path: &str) -> &str {
+    let mut end = path.len().min(64);
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    &path[..end]
 }
 
 /// Serves one incoming connection, with the transport settings of its
@@ -209,6 +272,9 @@ async fn serve(
             replies: replies.clone(),
             transfers: Arc::new(TransferTable::new(
                 state.config.max_streams_per_connection as usize,
+            )),
+            listings: Arc::new(Semaphore::new(
+                state.config.limits.max_listings_per_connection,
             )),
         };
         let streams = tokio::spawn(accept_data_streams(context.clone()));
@@ -411,14 +477,10 @@ fn open_session(
         )
     })?;
     let home = state.root.home_of(&state.config, record);
+    let limits = JailLimits::from_config(&state.config.limits)
+        .map_err(|error| RequestError::new(ErrorKind::Internal, error))?;
     let jail = std::fs::create_dir_all(&home)
-        .and_then(|()| Jail::open(&home))
-        .map(|jail| {
-            jail.with_link_bounds(crate::links::LinkBounds {
-                max_depth: state.config.limits.max_depth,
-                user: record.name.clone(),
-            })
-        })
+        .and_then(|()| Jail::open(&home, &record.name, limits))
         .map_err(|error| {
             tracing::error!(user = %record.name, home = %home.display(), %error, "cannot open home");
             RequestError::new(ErrorKind::Internal, "server error: your home directory is unavailable")
@@ -434,7 +496,7 @@ fn open_session(
     // The first login after a start measures the home; every login re-reads
     // the quota.
     let quota = state.quotas.user(record);
-    quota.refresh(|| jail.disk_usage(entry_cost))?;
+    quota.refresh(|| jail.disk_usage())?;
     Ok(Session {
         user: record.name.clone(),
         token_hash,
@@ -541,7 +603,7 @@ async fn dispatch(context: &Context, id: u64, request: Request) {
             .quota
             .usage()
             .map(|usage| Some(Response::DiskUsage(usage))),
-        Request::Stat { path } => match parse_path(&path) {
+        Request::Stat { path } => match context.parse_path(&path) {
             Ok(path) => context
                 .blocking(move |jail| jail.stat(&path))
                 .await
@@ -550,7 +612,7 @@ async fn dispatch(context: &Context, id: u64, request: Request) {
         },
         Request::List { path } => list(context, id, &path).await,
         Request::Walk { path, hashes } => walk(context, id, &path, hashes).await,
-        Request::Mkdir { path, parents } => match parse_path(&path) {
+        Request::Mkdir { path, parents } => match context.parse_path(&path) {
             Ok(path) => context
                 .changing(move |jail, tally| jail.mkdir(&path, parents, tally))
                 .await
@@ -558,7 +620,7 @@ async fn dispatch(context: &Context, id: u64, request: Request) {
             Err(error) => Err(error),
         },
         Request::Remove { path, recursive } => remove(context, &path, recursive).await,
-        Request::Symlink { path, target } => match parse_path(&path) {
+        Request::Symlink { path, target } => match context.parse_path(&path) {
             Ok(path) => context
                 .changing(move |jail, tally| {
                     let cost = Footprint::node(tally.entry_cost());
@@ -663,9 +725,10 @@ fn who_am_i(context: &Context) -> HandlerResult {
     }))
 }
 
-/// Splits entries into chunks whose encoding stays well inside `limit`.
+/// Splits entries into chunks whose encoding stays well inside `limit` and
+/// [`LISTING_FRAME_BYTES`]; always at least one chunk.
 fn chunk_by_size(entries: Vec<EntryInfo>, limit: usize) -> Vec<Vec<EntryInfo>> {
-    let budget = limit / 2;
+    let budget = (limit / 2).min(LISTING_FRAME_BYTES);
     let mut chunks = Vec::new();
     let mut current = Vec::new();
     let mut size = 0;
@@ -682,42 +745,61 @@ fn chunk_by_size(entries: Vec<EntryInfo>, limit: usize) -> Vec<Vec<EntryInfo>> {
     chunks
 }
 
+/// Streams a listing: each chunk is read on a blocking thread and sent
+/// before the next is read, so a client that does not read stops the
+/// listing (with no thread held) once the reply channel is full.
 async fn list(context: &Context, id: u64, path: &str) -> HandlerResult {
-    let path = parse_path(path)?;
-    let entries = context.blocking(move |jail| jail.list(&path)).await?;
-    let chunks = chunk_by_size(entries, context.state.config.max_frame_size);
-    let last = chunks.len() - 1;
-    for (index, entries) in chunks.into_iter().enumerate() {
-        context
-            .reply(
-                id,
-                Response::Listing {
-                    entries,
-                    done: index == last,
-                },
-            )
-            .await;
-    }
-    Ok(None)
-}
-
-async fn walk(context: &Context, id: u64, path: &str, hashes: bool) -> HandlerResult {
-    let path = parse_path(path)?;
-    let replies = context.replies.clone();
+    let path = context.parse_path(path)?;
+    let _slot = context.listing_slot().await?;
+    let mut lister = context.blocking(move |jail| jail.lister(&path)).await?;
     let limit = context.state.config.max_frame_size;
-    context
-        .blocking(move |jail| {
-            jail.walk(&path, hashes, &mut |entries| {
-                chunk_by_size(entries, limit).into_iter().all(|entries| {
-                    let response = Response::Tree {
-                        entries,
-                        done: false,
-                    };
-                    replies.blocking_send(ServerFrame { id, response }).is_ok()
-                })
-            })
+    loop {
+        let (returned, chunk) = off_runtime(move || {
+            let chunk = lister.next_chunk();
+            Ok((lister, chunk))
         })
         .await?;
+        lister = returned;
+        let (entries, done) = chunk?;
+        let chunks = chunk_by_size(entries, limit);
+        let last = chunks.len() - 1;
+        for (index, entries) in chunks.into_iter().enumerate() {
+            let done = done && index == last;
+            context.reply(id, Response::Listing { entries, done }).await;
+        }
+        if done || context.replies.is_closed() {
+            return Ok(None);
+        }
+    }
+}
+
+/// Streams a walk like [`list`], chunk by chunk.
+async fn walk(context: &Context, id: u64, path: &str, hashes: bool) -> HandlerResult {
+    let path = context.parse_path(path)?;
+    let _slot = context.listing_slot().await?;
+    let mut walker = context
+        .blocking(move |jail| jail.walker(&path, hashes))
+        .await?;
+    let limit = context.state.config.max_frame_size;
+    loop {
+        let (returned, chunk) = off_runtime(move || {
+            let chunk = walker.next_chunk();
+            Ok((walker, chunk))
+        })
+        .await?;
+        walker = returned;
+        let Some(entries) = chunk? else { break };
+        for entries in chunk_by_size(entries, limit) {
+            let response = Response::Tree {
+                entries,
+                done: false,
+            };
+            context.reply(id, response).await;
+        }
+        if context.replies.is_closed() {
+            return Ok(None);
+        }
+    }
     context
         .reply(
             id,
@@ -731,7 +813,7 @@ async fn walk(context: &Context, id: u64, path: &str, hashes: bool) -> HandlerRe
 }
 
 async fn remove(context: &Context, path: &str, recursive: bool) -> HandlerResult {
-    let path = parse_path(path)?;
+    let path = context.parse_path(path)?;
     let removed = context
         .changing(move |jail, tally| jail.remove(&path, recursive, tally))
         .await;
@@ -740,9 +822,8 @@ async fn remove(context: &Context, path: &str, recursive: bool) -> HandlerResult
             // Part of the tree may be gone already; count what is left
             // rather than keep charging for what was removed.
             let quota = Arc::clone(&context.session.quota);
-            let entry_cost = context.session.entry_cost;
             let recount = context
-                .blocking(move |jail| quota.recount(|| jail.disk_usage(entry_cost)))
+                .blocking(move |jail| quota.recount(|| jail.disk_usage()))
                 .await;
             if let Err(recount_error) = recount {
                 tracing::warn!(user = %context.session.user, error = %recount_error.message, "quota recount failed");
@@ -754,8 +835,8 @@ async fn remove(context: &Context, path: &str, recursive: bool) -> HandlerResult
 }
 
 async fn rename(context: &Context, from: &str, to: &str) -> HandlerResult {
-    let from = parse_path(from)?;
-    let to = parse_path(to)?;
+    let from = context.parse_path(from)?;
+    let to = context.parse_path(to)?;
     context
         .changing(move |jail, tally| jail.rename(&from, &to, tally))
         .await?;
@@ -783,5 +864,72 @@ async fn accept_data_streams(context: Context) {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max_depth: usize, max_path_bytes: usize) -> ResourceLimits {
+        ResourceLimits {
+            max_depth,
+            max_path_bytes,
+            ..ResourceLimits::default()
+        }
+    }
+
+    #[test]
+    fn paths_are_refused_beyond_their_length_and_depth() {
+        let limits = limits(3, 12);
+        assert_eq!(
+            parse_path_within("/a/b/c", &limits, "alice")
+                .unwrap()
+                .components()
+                .len(),
+            3
+        );
+        // Depth counts names after normalization.
+        assert!(parse_path_within("a/b/../c/d", &limits, "alice").is_ok());
+        let deep = parse_path_within("/a/b/c/d", &limits, "alice").unwrap_err();
+        assert_eq!(deep.kind, ErrorKind::LimitReached);
+        assert!(deep.message.contains("max_depth = 3"), "{}", deep.message);
+        let long = parse_path_within("/abcdefghijklm", &limits, "alice").unwrap_err();
+        assert_eq!(long.kind, ErrorKind::LimitReached);
+        assert!(
+            long.message.contains("max_path_bytes = 12"),
+            "{}",
+            long.message
+        );
+        // A huge path is not echoed back whole.
+        let huge = "é".repeat(100_000);
+        let error = parse_path_within(&huge, &limits, "alice").unwrap_err();
+        assert!(error.message.len() < 300, "{}", error.message.len());
+    }
+
+    #[test]
+    fn listing_frames_stay_small_whatever_the_frame_limit() {
+        let entry = |index: usize| EntryInfo {
+            name: format!("{index:0>200}"),
+            kind: qftp_proto::EntryKind::File,
+            size: 1,
+            mtime: Timestamp::default(),
+            mode: 0o644,
+            hash: Some([0; 32]),
+            link_target: None,
+        };
+        let entries: Vec<EntryInfo> = (0..2000).map(entry).collect();
+        let chunks = chunk_by_size(entries, qftp_proto::HARD_MAX_FRAME);
+        assert!(chunks.len() > 1);
+        assert_eq!(chunks.iter().map(Vec::len).sum::<usize>(), 2000);
+        for chunk in &chunks {
+            let encoded = qftp_proto::codec::to_bytes(&Response::Listing {
+                entries: chunk.clone(),
+                done: false,
+            })
+            .unwrap();
+            assert!(encoded.len() <= LISTING_FRAME_BYTES, "{}", encoded.len());
+        }
+        assert_eq!(chunk_by_size(Vec::new(), 1024).len(), 1);
     }
 }

@@ -66,10 +66,13 @@ use cap_std::fs::{Dir, Metadata, MetadataExt};
 use qftp_proto::path::RemotePath;
 use qftp_proto::{EntryInfo, EntryKind, ErrorKind, HashBytes, LIST_CHUNK_ENTRIES, Timestamp};
 
+use crate::config::ResourceLimits;
 use crate::error::{RequestError, RequestResult};
 use crate::footprint::Footprint;
+use crate::limits::Refusal;
 use crate::links::LinkBounds;
 use crate::quota::Tally;
+use crate::tree::{Descent, Identity};
 
 /// A user's home directory, opened once; every operation resolves beneath
 /// this handle.
@@ -77,27 +80,55 @@ use crate::quota::Tally;
 pub struct Jail {
     root: Dir,
     links: LinkBounds,
+    owner: String,
+    limits: JailLimits,
+}
+
+/// The limits of `[limits]` that the jail applies itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JailLimits {
+    /// What a directory or a symlink costs, in bytes (`limits.entry_cost`).
+    pub entry_cost: u64,
+    /// The most names in a path (`limits.max_depth`): no rename may make a
+    /// tree deeper, and walks refuse to report deeper entries.
+    pub max_depth: usize,
+    /// The longest path in bytes (`limits.max_path_bytes`) a walk reports.
+    pub max_path_bytes: usize,
+}
+
+impl JailLimits {
+    /// The jail's part of the configured limits.
+    pub fn from_config(limits: &ResourceLimits) -> Result<JailLimits, String> {
+        Ok(JailLimits {
+            entry_cost: limits.entry_cost()?,
+            max_depth: limits.max_depth,
+            max_path_bytes: limits.max_path_bytes,
+        })
+    }
+}
+
+impl Default for JailLimits {
+    fn default() -> JailLimits {
+        JailLimits::from_config(&ResourceLimits::default()).expect("the default limits are valid")
+    }
 }
 
 impl Jail {
-    /// Opens the home directory at `home`, which must exist and be a
-    /// directory. This is the only place that uses an absolute server path.
-    pub fn open(home: &Path) -> io::Result<Jail> {
+    /// Opens the home directory at `home` of the user `owner` (named in
+    /// refusals), which must exist and be a directory. This is the only
+    /// place that uses an absolute server path.
+    pub fn open(home: &Path, owner: &str, limits: JailLimits) -> io::Result<Jail> {
         let root = Dir::open_ambient_dir(home, cap_std::ambient_authority())?;
         let links = LinkBounds {
-            max_depth: crate::config::ResourceLimits::default().max_depth,
-            user: home
-                .file_name()
-                .map(|name| name.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            max_depth: limits.max_depth,
+            user: owner.to_owned(),
         };
-        Ok(Jail { root, links })
-    }
-
-    /// The same jail with the bounds of its link checks (see
-    /// [`crate::links`]) set from the configuration and the user's name.
-    pub fn with_link_bounds(self, links: LinkBounds) -> Jail {
-        Jail { links, ..self }
+        Ok(Jail {
+            root,
+            links,
+            owner: owner.to_owned(),
+            limits,
+        })
     }
 
     /// Metadata of `path`, following symlinks that stay inside the home. The
@@ -129,125 +160,103 @@ impl Jail {
     }
 
     /// The entries of the directory `path`, sorted by name, partial files
-    /// hidden. Symlink entries are reported as links with their target and
-    /// not followed. When `path` is not a directory the answer is that one
-    /// entry (a symlink to a file is reported as the link).
+    /// hidden, all at once (see [`Jail::lister`], which the server uses).
     pub fn list(&self, path: &RemotePath) -> RequestResult<Vec<EntryInfo>> {
+        let mut lister = self.lister(path)?;
+        let mut entries = Vec::new();
+        loop {
+            let (chunk, done) = lister.next_chunk()?;
+            entries.extend(chunk);
+            if done {
+                return Ok(entries);
+            }
+        }
+    }
+
+    /// A listing of the directory `path`, to be read chunk by chunk: entries
+    /// sorted by name, partial files hidden. Symlink entries are reported as
+    /// links with their target and not followed. When `path` is not a
+    /// directory the answer is that one entry (a symlink to a file is
+    /// reported as the link).
+    ///
+    /// Only the names are read at once (to sort them); each entry's metadata
+    /// is read when its chunk is, so memory grows with the names in the
+    /// directory, not with the answer.
+    pub fn lister(&self, path: &RemotePath) -> RequestResult<Lister> {
         let dir = match self.root.open_dir(local_path(path)) {
             Ok(dir) => dir,
             Err(error) if error.kind() == io::ErrorKind::NotADirectory => {
-                return self.link_entry(path).map(|entry| vec![entry]);
+                return Ok(Lister {
+                    base: path.clone(),
+                    source: ListSource::Single(Some(self.link_entry(path)?)),
+                });
             }
             Err(error) => return Err(user_error(&error, path)),
         };
-        let mut entries = Vec::new();
-        let listing = dir.entries().map_err(|error| user_error(&error, path))?;
-        for entry in listing {
-            let entry = entry.map_err(|error| user_error(&error, path))?;
-            let name = entry.file_name();
-            if is_partial(&name) {
-                continue;
-            }
-            let shown = name.to_string_lossy().into_owned();
-            let metadata = match entry.metadata() {
-                Ok(metadata) => metadata,
-                // Removed between reading the directory and looking at it.
-                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
-                Err(error) => {
-                    return Err(RequestError::from_io(&error, &child_display(path, &shown)));
-                }
-            };
-            let mut info = entry_info(shown, &metadata);
-            if metadata.is_symlink() {
-                info.link_target = link_target(&dir, &name);
-            }
-            entries.push(info);
-        }
-        entries.sort_by(|left, right| left.name.cmp(&right.name));
-        Ok(entries)
+        let names = sorted_names(&dir).map_err(|error| user_error(&error, path))?;
+        Ok(Lister {
+            base: path.clone(),
+            source: ListSource::Directory {
+                dir,
+                names: names.into_iter(),
+            },
+        })
     }
 
     /// Every entry below the directory `path` (not `path` itself), handed to
-    /// `emit` in chunks of at most [`LIST_CHUNK_ENTRIES`].
-    ///
-    /// Names are paths relative to `path` with `/` separators; parents come
-    /// before their children and siblings are sorted by name. Partial files
-    /// are hidden; symlinks are reported and never descended into. With
-    /// `hashes`, each regular file carries the BLAKE3 of its content, and its
-    /// size and time are taken from the handle that was hashed.
-    ///
-    /// `emit` is never called with an empty chunk; when it returns `false`
-    /// the walk stops and returns `Ok`. Entries that vanish during the walk
-    /// are skipped. Memory grows with the depth of the tree and the width of
-    /// the directories on the current branch, not with the number of entries.
+    /// `emit` in chunks of at most [`LIST_CHUNK_ENTRIES`] (see
+    /// [`Jail::walker`]). `emit` is never called with an empty chunk; when it
+    /// returns `false` the walk stops and returns `Ok`.
     pub fn walk(
         &self,
         path: &RemotePath,
         hashes: bool,
         emit: &mut dyn FnMut(Vec<EntryInfo>) -> bool,
     ) -> RequestResult<()> {
+        let mut walker = self.walker(path, hashes)?;
+        while let Some(chunk) = walker.next_chunk()? {
+            if !emit(chunk) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// A walk of every entry below the directory `path`, to be read chunk by
+    /// chunk (at most [`LIST_CHUNK_ENTRIES`] entries, never an empty one).
+    ///
+    /// Names are paths relative to `path` with `/` separators; parents come
+    /// before their children and siblings are sorted by name. Partial files
+    /// are hidden; symlinks are reported and never descended into. With
+    /// `hashes`, each regular file carries the BLAKE3 of its content, and its
+    /// size and time are taken from the handle that was hashed. Entries that
+    /// vanish during the walk are skipped.
+    ///
+    /// The walk holds at most [`crate::tree::MAX_HANDLES`] directory handles
+    /// whatever the depth. An entry deeper than `max_depth` names or longer
+    /// than `max_path_bytes` (counted from the home) ends it with a refusal:
+    /// no request could name it. Memory grows with the depth of the tree and
+    /// the width of the directories on the current branch, not with the
+    /// number of entries.
+    pub fn walker(&self, path: &RemotePath, hashes: bool) -> RequestResult<Walker> {
         let top = self
             .root
             .open_dir(local_path(path))
             .map_err(|error| user_error(&error, path))?;
         let names = sorted_names(&top).map_err(|error| user_error(&error, path))?;
-        let mut stack = vec![WalkLevel {
-            dir: top,
-            prefix: String::new(),
+        let level = WalkLevel {
             names: names.into_iter(),
-        }];
-        let mut chunk = Vec::new();
-        while let Some(level) = stack.last_mut() {
-            let Some(name) = level.names.next() else {
-                stack.pop();
-                continue;
-            };
-            let relative = format!("{}{}", level.prefix, name.to_string_lossy());
-            let failed =
-                |error: io::Error| RequestError::from_io(&error, &child_display(path, &relative));
-            let metadata = match level.dir.symlink_metadata(&name) {
-                Ok(metadata) => metadata,
-                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
-                Err(error) => return Err(failed(error)),
-            };
-            let mut child = None;
-            let mut info = entry_info(relative.clone(), &metadata);
-            if metadata.is_symlink() {
-                info.link_target = link_target(&level.dir, &name);
-            } else if metadata.is_dir() {
-                match open_same_dir(&level.dir, &name, &metadata) {
-                    Ok(dir) => child = dir,
-                    Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
-                    Err(error) => return Err(failed(error)),
-                }
-            } else if metadata.is_file() && hashes {
-                match hash_file(&level.dir, &name, &metadata) {
-                    Ok(Some((opened, hash))) => {
-                        info = entry_info(relative.clone(), &opened);
-                        info.hash = Some(hash);
-                    }
-                    Ok(None) => {}
-                    Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
-                    Err(error) => return Err(failed(error)),
-                }
-            }
-            if let Some(dir) = child {
-                let names = sorted_names(&dir).map_err(failed)?;
-                stack.push(WalkLevel {
-                    dir,
-                    prefix: format!("{relative}/"),
-                    names: names.into_iter(),
-                });
-            }
-            chunk.push(info);
-            if chunk.len() >= LIST_CHUNK_ENTRIES && !emit(std::mem::take(&mut chunk)) {
-                return Ok(());
-            }
-        }
-        if !chunk.is_empty() {
-            emit(chunk);
-        }
-        Ok(())
+            prefix: 0,
+        };
+        let descent = Descent::new(top, level).map_err(|error| user_error(&error, path))?;
+        Ok(Walker {
+            base: path.clone(),
+            hashes,
+            descent: Some(descent),
+            relative: String::new(),
+            owner: self.owner.clone(),
+            limits: self.limits.clone(),
+        })
     }
 
     /// Creates a symbolic link at `path` pointing to `target`.
@@ -373,7 +382,7 @@ impl Jail {
             Ok(Some(dir)) => {
                 let removed = remove_tree(&parent, dir, OsString::from(name), entry_cost)
                     .map_err(|error| user_error(&error, path))?;
-                tally.remove(removed.saturating_add(Footprint::of(&metadata, entry_cost)));
+                tally.remove(removed);
                 Ok(())
             }
             Ok(None) => Err(RequestError::new(
@@ -438,6 +447,11 @@ impl Jail {
         let source = from_parent
             .symlink_metadata(from_name)
             .map_err(|error| user_error(&error, from))?;
+        // Hardening (resources): a directory moved here must not put an
+        // entry deeper than `max_depth` names.
+        if source.is_dir() {
+            self.check_moved_depth(&from_parent, from, &source, &to_parent, &destination)?;
+        }
         let replaced = match to_parent.symlink_metadata(destination_name) {
             Ok(existing) if !same_file(&existing, &source) => {
                 Footprint::of(&existing, tally.entry_cost())
@@ -466,6 +480,57 @@ impl Jail {
             })?;
         tally.remove(replaced);
         Ok(())
+    }
+
+    /// Refuses moving the directory `from` (in `parent`, as `seen`) to
+    /// `destination` (in `to_parent`) when an entry below it would end up
+    /// deeper than `max_depth` names. The destination's depth is where its
+    /// parent really is, not what its path says (a symlink can make a deep
+    /// directory look shallow), and only the levels of the subtree down to
+    /// the bound are read (see [`crate::tree::taller_than`]).
+    fn check_moved_depth(
+        &self,
+        parent: &Dir,
+        from: &RemotePath,
+        seen: &Metadata,
+        to_parent: &Dir,
+        destination: &RemotePath,
+    ) -> RequestResult<()> {
+        let refuse = || {
+            Refusal {
+                setting: "max_depth",
+                value: &self.limits.max_depth.to_string(),
+                who: &self.owner,
+            }
+            .refuse(format!(
+                "cannot move {from} to {destination}: the tree would be too deep"
+            ))
+        };
+        let max_depth = self.limits.max_depth;
+        let real = crate::tree::depth_below(&self.root, to_parent, max_depth)
+            .map_err(|error| user_error(&error, destination))?;
+        let Some(budget) = real
+            .map(|depth| depth.max(destination.components().len() - 1) + 1)
+            .and_then(|depth| max_depth.checked_sub(depth))
+        else {
+            return Err(refuse());
+        };
+        let name = OsStr::new(from.file_name().unwrap_or_default());
+        let dir = match open_same_dir(parent, name, seen) {
+            Ok(Some(dir)) => dir,
+            Ok(None) => {
+                return Err(RequestError::new(
+                    ErrorKind::Busy,
+                    format!("{from}: changed while being moved"),
+                ));
+            }
+            Err(error) => return Err(user_error(&error, from)),
+        };
+        match crate::tree::taller_than(dir, budget) {
+            Ok(true) => Err(refuse()),
+            Ok(false) => Ok(()),
+            Err(error) => Err(user_error(&error, from)),
+        }
     }
 
     /// For transfers: the handle of `path`'s parent directory, which must
@@ -505,38 +570,43 @@ impl Jail {
         Ok((file.into_std(), entry_info(display_name(path), &metadata)))
     }
 
-    /// What the home costs by the rule of [`Footprint`]: every entry below
-    /// it, partial uploads included, symlinks not followed. The staging
-    /// directory itself is the server's and costs nothing; its partials do.
-    pub fn disk_usage(&self, entry_cost: u64) -> io::Result<Footprint> {
+    /// What the home holds: the sum of [`Footprint::of`] over every entry
+    /// below it (the home and the staging directory itself excluded),
+    /// symlinks not followed, partial files counted like everything else.
+    ///
+    /// Any depth is measured with a bounded number of open directory handles
+    /// (see [`crate::tree`]).
+    pub fn disk_usage(&self) -> io::Result<Footprint> {
+        let cost = self.limits.entry_cost;
         let mut total = Footprint::ZERO;
-        let mut stack = vec![(self.root.entries()?, true)];
-        while let Some((listing, top)) = stack.last_mut() {
-            let top = *top;
-            let Some(entry) = listing.next() else {
-                stack.pop();
-                continue;
+        let mut descent = Descent::new(self.root.try_clone()?, None)?;
+        loop {
+            let (dir, pending) = descent.current();
+            let pending = match pending {
+                Some(pending) => pending,
+                None => pending.insert(measure_dir(dir, cost, &mut total)?),
             };
-            let entry = entry?;
-            let metadata = match entry.metadata() {
-                Ok(metadata) => metadata,
-                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
-                Err(error) => return Err(error),
-            };
-            let staging = top && entry.file_name() == crate::partials::STAGING_DIR;
-            if !staging {
-                total += Footprint::of(&metadata, entry_cost);
-            }
-            if metadata.is_dir() {
-                let dir = match entry.open_dir() {
-                    Ok(dir) => dir,
-                    Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            match pending.pop() {
+                Some((name, identity)) => match descent.enter(&name, identity, None) {
+                    Ok(_) => {}
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
                     Err(error) => return Err(error),
-                };
-                if same_file(&dir.dir_metadata()?, &metadata) {
-                    stack.push((dir.entries()?, false));
+                },
+                None => {
+                    if descent.leave()?.is_none() {
+                        break;
+                    }
                 }
             }
+        }
+        // The staging directory itself is the server's and costs nothing;
+        // the partials in it were counted like any file.
+        if self
+            .root
+            .symlink_metadata(crate::partials::STAGING_DIR)
+            .is_ok_and(|metadata| metadata.is_dir())
+        {
+            total = total.saturating_sub(Footprint::node(cost));
         }
         Ok(total)
     }
@@ -603,12 +673,183 @@ pub fn entry_info(name: String, metadata: &Metadata) -> EntryInfo {
     }
 }
 
-/// One directory of a walk: its handle, the relative prefix of its entries
-/// and the names still to visit.
+/// A directory listing being read chunk by chunk (see [`Jail::lister`]).
+#[derive(Debug)]
+pub struct Lister {
+    base: RemotePath,
+    source: ListSource,
+}
+
+#[derive(Debug)]
+enum ListSource {
+    /// `path` is not a directory: its one entry, until taken.
+    Single(Option<EntryInfo>),
+    /// The directory and its sorted names still to report.
+    Directory {
+        dir: Dir,
+        names: std::vec::IntoIter<OsString>,
+    },
+}
+
+impl Lister {
+    /// The next entries (at most [`LIST_CHUNK_ENTRIES`], possibly none when
+    /// entries vanished) and whether they are the last.
+    pub fn next_chunk(&mut self) -> RequestResult<(Vec<EntryInfo>, bool)> {
+        let (dir, names) = match &mut self.source {
+            ListSource::Single(entry) => return Ok((entry.take().into_iter().collect(), true)),
+            ListSource::Directory { dir, names } => (dir, names),
+        };
+        let mut chunk = Vec::new();
+        while chunk.len() < LIST_CHUNK_ENTRIES {
+            let Some(name) = names.next() else { break };
+            let shown = name.to_string_lossy().into_owned();
+            let metadata = match dir.symlink_metadata(&name) {
+                Ok(metadata) => metadata,
+                // Removed between reading the directory and looking at it.
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => {
+                    return Err(RequestError::from_io(
+                        &error,
+                        &child_display(&self.base, &shown),
+                    ));
+                }
+            };
+            let mut info = entry_info(shown, &metadata);
+            if metadata.is_symlink() {
+                info.link_target = link_target(dir, &name);
+            }
+            chunk.push(info);
+        }
+        Ok((chunk, names.len() == 0))
+    }
+}
+
+/// A walk being read chunk by chunk (see [`Jail::walker`]).
+#[derive(Debug)]
+pub struct Walker {
+    base: RemotePath,
+    hashes: bool,
+    /// `None` once the walk is over.
+    descent: Option<Descent<WalkLevel>>,
+    /// The relative path of the entry last reported.
+    relative: String,
+    owner: String,
+    limits: JailLimits,
+}
+
+/// One directory of a walk: the length of its entries' relative prefix and
+/// the names still to visit.
+#[derive(Debug)]
 struct WalkLevel {
-    dir: Dir,
-    prefix: String,
     names: std::vec::IntoIter<OsString>,
+    prefix: usize,
+}
+
+impl Walker {
+    /// The next entries, at most [`LIST_CHUNK_ENTRIES`] and at least one;
+    /// `None` when the walk is over.
+    pub fn next_chunk(&mut self) -> RequestResult<Option<Vec<EntryInfo>>> {
+        let mut chunk = Vec::new();
+        while chunk.len() < LIST_CHUNK_ENTRIES {
+            let Some(descent) = self.descent.as_mut() else {
+                break;
+            };
+            let below = descent.depth() + 1;
+            let (dir, level) = descent.current();
+            let prefix = level.prefix;
+            let Some(name) = level.names.next() else {
+                match descent.leave() {
+                    Ok(Some(_)) => {}
+                    Ok(None) => self.descent = None,
+                    Err(error) => {
+                        self.descent = None;
+                        return Err(RequestError::from_io(&error, &self.base.to_string()));
+                    }
+                }
+                continue;
+            };
+            self.relative.truncate(prefix);
+            self.relative.push_str(&name.to_string_lossy());
+            let shown = child_display(&self.base, &self.relative);
+            let depth = self.base.components().len() + below;
+            if depth > self.limits.max_depth || shown.len() > self.limits.max_path_bytes {
+                self.descent = None;
+                let (setting, value) = if depth > self.limits.max_depth {
+                    ("max_depth", self.limits.max_depth)
+                } else {
+                    ("max_path_bytes", self.limits.max_path_bytes)
+                };
+                return Err(Refusal {
+                    setting,
+                    value: &value.to_string(),
+                    who: &self.owner,
+                }
+                .refuse(format!("{}: the tree is too deep to walk", self.base)));
+            }
+            let failed = |error: io::Error| RequestError::from_io(&error, &shown);
+            let metadata = match dir.symlink_metadata(&name) {
+                Ok(metadata) => metadata,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(failed(error)),
+            };
+            let mut info = entry_info(self.relative.clone(), &metadata);
+            if metadata.is_symlink() {
+                info.link_target = link_target(dir, &name);
+            } else if metadata.is_file() && self.hashes {
+                match hash_file(dir, &name, &metadata) {
+                    Ok(Some((opened, hash))) => {
+                        info = entry_info(self.relative.clone(), &opened);
+                        info.hash = Some(hash);
+                    }
+                    Ok(None) => {}
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                    Err(error) => return Err(failed(error)),
+                }
+            } else if metadata.is_dir() {
+                let level = WalkLevel {
+                    names: Vec::new().into_iter(),
+                    prefix: self.relative.len() + 1,
+                };
+                match descent.enter(&name, Identity::of(&metadata), level) {
+                    Ok(true) => {
+                        let names = sorted_names(descent.dir()).map_err(failed)?;
+                        descent.current().1.names = names.into_iter();
+                        self.relative.push('/');
+                    }
+                    // Replaced by a link since the look: reported as it
+                    // was seen, not entered.
+                    Ok(false) => {}
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                    Err(error) => return Err(failed(error)),
+                }
+            }
+            chunk.push(info);
+        }
+        Ok((!chunk.is_empty()).then_some(chunk))
+    }
+}
+
+/// Adds the footprint of every entry of `dir` to `total` and returns its
+/// subdirectories (links not followed) with their identities.
+fn measure_dir(
+    dir: &Dir,
+    entry_cost: u64,
+    total: &mut Footprint,
+) -> io::Result<Vec<(OsString, Identity)>> {
+    let mut subdirectories = Vec::new();
+    for entry in dir.entries()? {
+        let entry = entry?;
+        let metadata = match entry.metadata() {
+            Ok(metadata) => metadata,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(error),
+        };
+        *total += Footprint::of(&metadata, entry_cost);
+        if metadata.is_dir() {
+            subdirectories.push((entry.file_name(), Identity::of(&metadata)));
+        }
+    }
+    Ok(subdirectories)
 }
 
 /// `path` as a path relative to the home handle (`.` for the home).
@@ -701,19 +942,7 @@ fn sorted_names(dir: &Dir) -> io::Result<Vec<OsString>> {
 /// Opens the directory `name` in `parent` if it is still the directory that
 /// `seen` describes; `None` when it was replaced (by a symlink, say).
 fn open_same_dir(parent: &Dir, name: &OsStr, seen: &Metadata) -> io::Result<Option<Dir>> {
-    let dir = match parent.open_dir(name) {
-        Ok(dir) => dir,
-        // Replaced by something that is not a directory, or by a link out.
-        Err(error)
-            if error.kind() == io::ErrorKind::NotADirectory
-                || error.kind() == io::ErrorKind::PermissionDenied
-                    && error.to_string().contains("outside of the filesystem") =>
-        {
-            return Ok(None);
-        }
-        Err(error) => return Err(error),
-    };
-    Ok(same_file(&dir.dir_metadata()?, seen).then_some(dir))
+    crate::tree::open_same_dir(parent, name, Identity::of(seen))
 }
 
 /// The BLAKE3 of the regular file `name` in `dir` and the metadata of the
@@ -735,19 +964,20 @@ fn hash_file(
 }
 
 /// Removes the directory `dir`, called `name` in `parent`, with everything
-/// below it, and returns what the entries below it cost (the directory
-/// itself left out).
+/// below it, and returns the footprint of all that was removed, the
+/// directory itself included ([`Footprint::of`] of each entry).
 ///
-/// Iterative: one handle per level of the current branch. Each pass over a
-/// directory removes its non-directories and stops at the first
-/// subdirectory, which is entered; once a directory is empty it is removed
-/// from its parent and the parent is scanned again (only what is left).
+/// Iterative, on a [`Descent`]: a bounded number of handles whatever the
+/// depth. Each pass over a directory removes its non-directories and stops
+/// at the first subdirectory, which is entered; once a directory is empty it
+/// is removed from its parent and the parent is scanned again (only what is
+/// left).
 fn remove_tree(parent: &Dir, dir: Dir, name: OsString, entry_cost: u64) -> io::Result<Footprint> {
     let mut freed = Footprint::ZERO;
-    let mut stack = vec![(dir, name)];
-    while let Some((dir, _)) = stack.last() {
+    let mut descent = Descent::new(dir, ())?;
+    loop {
         let mut descend = None;
-        for entry in dir.entries()? {
+        for entry in descent.dir().entries()? {
             let entry = entry?;
             let metadata = match entry.metadata() {
                 Ok(metadata) => metadata,
@@ -755,7 +985,7 @@ fn remove_tree(parent: &Dir, dir: Dir, name: OsString, entry_cost: u64) -> io::R
                 Err(error) => return Err(error),
             };
             if metadata.is_dir() {
-                descend = Some((entry.file_name(), metadata));
+                descend = Some((entry.file_name(), Identity::of(&metadata)));
                 break;
             }
             match entry.remove_file() {
@@ -764,26 +994,30 @@ fn remove_tree(parent: &Dir, dir: Dir, name: OsString, entry_cost: u64) -> io::R
                 Err(error) => return Err(error),
             }
         }
-        if let Some((child_name, metadata)) = descend {
+        if let Some((child, identity)) = descend {
             // A directory replaced by a link since the look is rescanned:
             // the next pass sees the link and removes it as a link.
-            if let Some(child) = open_same_dir(dir, &child_name, &metadata)? {
-                stack.push((child, child_name));
+            match descent.enter(&child, identity, ()) {
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
             }
             continue;
         }
-        let Some((done, done_name)) = stack.pop() else {
+        let Some((done, ())) = descent.leave()? else {
             break;
         };
-        drop(done);
-        let container = stack.last().map_or(parent, |(dir, _)| dir);
-        let is_top = stack.is_empty();
-        match container.remove_dir(&done_name) {
-            Ok(()) if is_top => {}
+        match descent.dir().remove_dir(&done) {
             Ok(()) => freed += Footprint::node(entry_cost),
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
             Err(error) => return Err(error),
         }
+    }
+    drop(descent);
+    match parent.remove_dir(&name) {
+        Ok(()) => freed += Footprint::node(entry_cost),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
     }
     Ok(freed)
 }
@@ -797,7 +1031,7 @@ mod tests {
     use qftp_proto::path::RemotePath;
     use qftp_proto::{EntryInfo, EntryKind, ErrorKind, LIST_CHUNK_ENTRIES, partial_name};
 
-    use super::Jail;
+    use super::{Jail, JailLimits};
     use crate::footprint::Footprint;
     use crate::quota::Tally;
 
@@ -836,7 +1070,7 @@ mod tests {
             fs::write(alice.join("docs/a.txt"), "hello").unwrap();
             fs::write(bob.join("secret.txt"), "bob's secret").unwrap();
             fs::write(top.path().join("outside.txt"), "outside").unwrap();
-            let jail = Jail::open(&alice).unwrap();
+            let jail = Jail::open(&alice, "alice", JailLimits::default()).unwrap();
             Homes {
                 top,
                 alice,
@@ -888,8 +1122,15 @@ mod tests {
     #[test]
     fn open_requires_an_existing_directory() {
         let homes = Homes::new();
-        assert!(Jail::open(&homes.alice.join("docs/a.txt")).is_err());
-        assert!(Jail::open(&homes.alice.join("missing")).is_err());
+        assert!(
+            Jail::open(
+                &homes.alice.join("docs/a.txt"),
+                "alice",
+                JailLimits::default()
+            )
+            .is_err()
+        );
+        assert!(Jail::open(&homes.alice.join("missing"), "alice", JailLimits::default()).is_err());
     }
 
     #[test]
@@ -1478,13 +1719,13 @@ mod tests {
         fs::write(homes.alice.join("docs/sub/b.bin"), [7u8; 1000]).unwrap();
         fs::write(homes.alice.join("docs").join(partial_name("c")), "abc").unwrap();
         symlink("docs", homes.alice.join("docs_again")).unwrap();
-        let before = homes.jail.disk_usage(4096).unwrap();
+        let before = homes.jail.disk_usage().unwrap();
         // The staging directory costs nothing; what it holds does.
         let staging = homes.jail.open_staging().unwrap();
         let partial = staging.partial(&path("/x"));
         let file = crate::quota::PartialFile::open(&partial, 0).unwrap();
         std::io::Write::write_all(&mut &file, b"12").unwrap();
-        let after = homes.jail.disk_usage(4096).unwrap();
+        let after = homes.jail.disk_usage().unwrap();
         assert_eq!(after, before.saturating_add(Footprint::file(2)));
         // Count by hand: every entry, links as links.
         let mut expected = Footprint::ZERO;
@@ -1509,6 +1750,91 @@ mod tests {
         }
         assert_eq!(after, expected);
         assert!(after.bytes >= 5 + 1000 + 3 + 2);
+    }
+
+    #[test]
+    fn a_move_through_a_link_counts_the_real_depth() {
+        let homes = Homes::new();
+        fs::create_dir_all(homes.alice.join("a/b/c/d")).unwrap();
+        fs::create_dir_all(homes.alice.join("x/y/z")).unwrap();
+        symlink("a/b/c/d", homes.alice.join("s")).unwrap();
+        let limits = JailLimits {
+            max_depth: 6,
+            ..JailLimits::default()
+        };
+        let jail = Jail::open(&homes.alice, "alice", limits).unwrap();
+        // /s/x reads as two names but lies at a/b/c/d/x: five, and z at seven.
+        let error = jail
+            .rename(&path("/x"), &path("/s/x"), &mut tally())
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::LimitReached);
+        assert!(error.message.contains("max_depth = 6"), "{}", error.message);
+        fs::remove_dir(homes.alice.join("x/y/z")).unwrap();
+        jail.rename(&path("/x"), &path("/s/x"), &mut tally())
+            .unwrap();
+        assert!(homes.alice.join("a/b/c/d/x/y").is_dir());
+    }
+
+    #[test]
+    fn deep_trees_are_measured_walked_and_removed() {
+        const DEPTH: usize = 2000;
+        let homes = Homes::new();
+        let mut deep = homes.alice.join("deep");
+        fs::create_dir(&deep).unwrap();
+        for _ in 0..DEPTH {
+            deep.push("d");
+            fs::create_dir(&deep).unwrap();
+        }
+        fs::write(deep.join("leaf.txt"), "leaf").unwrap();
+        let cost = JailLimits::default().entry_cost;
+        let expected = Footprint {
+            bytes: 5 + 4 + (2 + DEPTH as u64) * cost,
+            entries: 4 + DEPTH as u64,
+        };
+        assert_eq!(homes.jail.disk_usage().unwrap(), expected);
+
+        // A walk refuses what no request could name.
+        let error = homes
+            .jail
+            .walk(&path("/deep"), false, &mut |_| true)
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::LimitReached);
+        assert!(error.message.contains("max_depth"), "{}", error.message);
+        // /deep, 2,000 levels of d and leaf.txt: 2,002 names.
+        let roomy = JailLimits {
+            max_depth: DEPTH + 2,
+            max_path_bytes: 3 * DEPTH,
+            ..JailLimits::default()
+        };
+        let jail = Jail::open(&homes.alice, "alice", roomy).unwrap();
+        let mut walked = 0;
+        jail.walk(&path("/deep"), true, &mut |chunk| {
+            walked += chunk.len();
+            true
+        })
+        .unwrap();
+        assert_eq!(walked, DEPTH + 1);
+
+        // A move that would make the tree deeper still is refused; one that
+        // keeps it within the bound is not.
+        let error = jail
+            .rename(&path("/deep"), &path("/docs"), &mut tally())
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::LimitReached);
+        assert!(homes.alice.join("deep").is_dir());
+        jail.rename(&path("/deep"), &path("/moved"), &mut tally())
+            .unwrap();
+
+        let removed = removed(&jail, "/moved", true).bytes;
+        assert_eq!(removed, 4 + (1 + DEPTH as u64) * cost);
+        assert!(!homes.alice.join("moved").exists());
+        assert_eq!(
+            jail.disk_usage().unwrap(),
+            Footprint {
+                bytes: 5 + cost,
+                entries: 2
+            }
+        );
     }
 
     #[test]

@@ -13,8 +13,10 @@
 //! * [`jail`]: every file-system operation, confined to one home.
 //! * [`links`]: the rule that keeps every symlink in a home resolving inside it.
 //! * [`limits`]: refusals at a configured limit: the client's error and a rate-limited WARN.
+//! * [`open_uploads`]: how many uploads each user has open, over all their connections.
 //! * [`quota`]: reservations that keep parallel uploads inside a quota.
 //! * [`partials`]: partial upload files: safe opening and the sweep of abandoned ones.
+//! * [`tree`]: traversals of any depth that hold a bounded number of directory handles.
 //! * [`server`], [`connection`], [`transfer`]: the QUIC side.
 
 pub mod auth;
@@ -28,8 +30,10 @@ pub mod footprint;
 pub mod jail;
 pub mod limits;
 pub mod links;
+pub mod open_uploads;
 pub mod partials;
 pub mod quota;
 pub mod server;
 pub mod transfer;
+pub mod tree;
 pub mod userdb;

@@ -360,7 +360,7 @@ mod tests {
     use qftp_proto::ErrorKind;
     use qftp_proto::path::RemotePath;
 
-    use super::{LinkBounds, escaping_links, physical_depth};
+    use super::{escaping_links, physical_depth};
     use crate::jail::Jail;
 
     /// A home with `bob/secret.txt` beside it, and a jail on it.
@@ -377,10 +377,11 @@ mod tests {
             fs::create_dir_all(&path).unwrap();
             fs::create_dir_all(top.path().join("bob")).unwrap();
             fs::write(top.path().join("bob/secret.txt"), "bob's secret").unwrap();
-            let jail = Jail::open(&path).unwrap().with_link_bounds(LinkBounds {
+            let limits = crate::jail::JailLimits {
                 max_depth,
-                user: "alice".into(),
-            });
+                ..crate::jail::JailLimits::default()
+            };
+            let jail = Jail::open(&path, "alice", limits).unwrap();
             Home {
                 _top: top,
                 path,

@@ -32,6 +32,8 @@ pub struct ServerState {
     pub login_guard: LoginGuard,
     /// Per-user upload reservations.
     pub quotas: QuotaBook,
+    /// Per-user counts of open uploads (`limits.max_open_uploads_per_user`).
+    pub open_uploads: crate::open_uploads::OpenUploads,
     /// Directory flushes shared among concurrent uploads.
     pub dir_sync: DirSyncer,
     /// Sessions revoked by this server so far (logouts); a change tells
@@ -143,6 +145,9 @@ impl Server {
             connections: Arc::new(Semaphore::new(config.max_connections)),
             per_user: Mutex::new(HashMap::new()),
             quotas: QuotaBook::new(Arc::clone(&db), ledger_limits),
+            open_uploads: crate::open_uploads::OpenUploads::new(
+                config.limits.max_open_uploads_per_user,
+            ),
             dir_sync: DirSyncer::default(),
             revocations: std::sync::atomic::AtomicU64::new(0),
             db,
@@ -209,6 +214,7 @@ impl Server {
 /// Binds `listen`, prints the `listening on` line and serves until Ctrl-C
 /// or SIGTERM.
 pub async fn run(root: ServerRoot, config: ServerConfig, listen: SocketAddr) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let server = Server::bind(root, config, listen)?;
     let address = server.local_addr()?;
     let mut stdout = std::io::stdout().lock();
@@ -222,6 +228,23 @@ pub async fn run(root: ServerRoot, config: ServerConfig, listen: SocketAddr) -> 
     tracing::info!(%address, "serving");
     server.run(shutdown_signal()).await;
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit: the bounds on
+/// uploads, downloads and traversals are sized for a server that may use
+/// the descriptors the system grants it, not the historical soft 1024.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(error) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(%error, "cannot raise the open files limit");
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -27,7 +27,7 @@ use qftp_transport::framed;
 use qftp_transport::pump::{self, PumpError, StreamOptions};
 use tokio::sync::{Semaphore, oneshot};
 
-use crate::connection::{Context, HandlerResult, parse_path};
+use crate::connection::{Context, HandlerResult};
 use crate::error::{RequestError, RequestResult};
 use crate::footprint::Footprint;
 use crate::jail::Jail;
@@ -329,7 +329,12 @@ fn prepare_upload(
 
 /// Serves `PutOpen` and then the whole upload; answers the commit itself.
 pub(crate) async fn upload(context: &Context, open: UploadOpen) -> HandlerResult {
-    let path = parse_path(&open.path)?;
+    // Hardening (resources): one of the user's open uploads until this ends.
+    let _open_upload = context
+        .state
+        .open_uploads
+        .open(&context.session.user, &open.path)?;
+    let path = context.parse_path(&open.path)?;
     let (size, resume) = (open.size, open.resume);
     // A rerun after a crashed client takes over from the stale upload.
     context
@@ -591,6 +596,12 @@ pub(crate) async fn upload_small(context: &Context, small: SmallUpload) -> Handl
             commit: None,
         }),
     )?;
+    // Hardening (resources): one of the user's open uploads until this ends;
+    // taken after the claim so that a refused upload's stream is stopped.
+    let _open_upload = context
+        .state
+        .open_uploads
+        .open(&context.session.user, &path)?;
     if size > qftp_proto::SMALL_FILE_MAX {
         return Err(RequestError::new(
             ErrorKind::Protocol,
@@ -600,7 +611,7 @@ pub(crate) async fn upload_small(context: &Context, small: SmallUpload) -> Handl
             ),
         ));
     }
-    let path = parse_path(&path)?;
+    let path = context.parse_path(&path)?;
     context
         .session
         .quota
@@ -766,7 +777,7 @@ pub(crate) async fn download(
     path: &str,
     resume: Option<ResumePoint>,
 ) -> HandlerResult {
-    let path = parse_path(path)?;
+    let path = context.parse_path(path)?;
     let slot = context.transfers.claim(transfer_id, None)?;
     let _permit = Arc::clone(&context.transfers.downloads)
         .acquire_owned()
