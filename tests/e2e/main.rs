@@ -3,6 +3,7 @@
 mod accounts;
 mod attacks;
 mod crash;
+mod hardening_login;
 mod integrity;
 mod jail;
 mod load;
