@@ -20,20 +20,8 @@ use qftp_transport::tuning::PathProfile;
 use crate::support::{TestClient, TestServer, file_hash, text, wait_until, write_random};
 
 /// A server whose `[limits]` table holds `settings` (lines `key = value`).
-/// The template already has the table, so the settings go into it and the
-/// server is started again to read them.
 fn start_with_limits(settings: &str) -> TestServer {
-    let mut server = TestServer::start();
-    let config = server.root.join("config.toml");
-    let text = std::fs::read_to_string(&config).expect("reading config.toml");
-    assert!(
-        text.contains("\n[limits]\n"),
-        "the template has a [limits] table"
-    );
-    let text = text.replacen("\n[limits]\n", &format!("\n[limits]\n{settings}\n"), 1);
-    std::fs::write(&config, text).expect("writing config.toml");
-    server.restart();
-    server
+    TestServer::start_with_config(&format!("[limits]\n{settings}"))
 }
 
 fn options(server: &TestServer) -> ConnectOptions {

@@ -4,6 +4,7 @@ mod accounts;
 mod attacks;
 mod crash;
 mod hardening_links;
+mod hardening_login;
 mod hardening_quota;
 mod hardening_resources;
 mod integrity;

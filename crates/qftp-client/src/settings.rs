@@ -6,7 +6,7 @@
 //! current directory; never a password.
 
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -78,6 +78,11 @@ impl SavedSession {
 
 /// Writes `bytes` to `path` atomically (temporary file, fsync, rename) with
 /// mode 0600, creating the parent directory with mode 0700.
+///
+/// The temporary file gets a random name and is created exclusively
+/// (`O_CREAT | O_EXCL`, which never follows a symlink), so in a config
+/// directory others can write to, a link planted at a predictable name
+/// cannot redirect the session token into a file of the attacker's choice.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
     let parent = path.parent().unwrap_or(Path::new("."));
     std::fs::DirBuilder::new()
@@ -89,28 +94,24 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
         .file_name()
         .and_then(|name| name.to_str())
         .unwrap_or("file");
-    let temporary = parent.join(format!(".{file_name}.{}.tmp", std::process::id()));
     let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)
+        let mut temporary = tempfile::Builder::new()
+            .prefix(&format!(".{file_name}."))
+            .suffix(".tmp")
+            .permissions(std::fs::Permissions::from_mode(0o600))
+            .tempfile_in(parent)?;
+        temporary.write_all(bytes)?;
+        temporary.as_file().sync_all()?;
+        // On failure the temporary file is removed when it is dropped.
+        temporary.persist(path).map_err(|error| error.error)?;
+        Ok(())
     })();
-    result.map_err(|error| {
-        let _ = std::fs::remove_file(&temporary);
-        ClientError::local(path, error)
-    })
+    result.map_err(|error: std::io::Error| ClientError::local(path, error))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
     fn session_is_private_and_round_trips() {
@@ -133,5 +134,38 @@ mod tests {
         assert_eq!(SavedSession::load(&dir).unwrap(), Some(session));
         SavedSession::remove(&dir).unwrap();
         assert_eq!(SavedSession::load(&dir).unwrap(), None);
+    }
+
+    #[test]
+    fn a_symlink_planted_at_the_temporary_name_is_not_followed() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("config");
+        std::fs::create_dir(&dir).unwrap();
+        let victim = temp.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        // The name the temporary file used to have, predictable from the PID.
+        let planted = dir.join(format!(".{SESSION_FILE}.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let session = SavedSession {
+            server: "localhost:4433".into(),
+            user: "alice".into(),
+            token: "cd".repeat(32),
+            cwd: "/".into(),
+            ca: None,
+        };
+        session.save(&dir).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(
+            std::fs::symlink_metadata(&planted)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let saved = std::fs::symlink_metadata(dir.join(SESSION_FILE)).unwrap();
+        assert!(saved.file_type().is_file());
+        assert_eq!(saved.permissions().mode() & 0o777, 0o600);
+        assert_eq!(SavedSession::load(&dir).unwrap(), Some(session));
+        // Only the planted link and the session are left behind.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
     }
 }

@@ -212,21 +212,34 @@ impl ResourceLimits {
     }
 }
 
-/// The `[login]` table: how failed logins are slowed down and refused.
+/// The `[login]` table: how failed logins, by password or by session
+/// token, are slowed down and refused (see [`crate::auth::LoginGuard`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LoginLimits {
     /// The first failure delays the reply this many milliseconds.
     pub base_delay_ms: u64,
-    /// The delay doubles per recent failure (per address and per user, the
-    /// larger wins), capped at this many milliseconds.
+    /// The delay doubles per recent failure (the largest of the counts per
+    /// address and user, per address and per user wins), capped at this
+    /// many milliseconds.
     pub max_delay_ms: u64,
-    /// After this many failures from one address within `window_secs`, that
-    /// address is refused.
+    /// After this many failures from one address against one user (or with
+    /// session tokens) within `window_secs`, that address is refused for
+    /// that user (or for tokens).
     pub max_failures: u32,
+    /// After this many failures from one address against any users within
+    /// `window_secs`, that address is refused for everyone.
+    pub max_failures_per_address: u32,
+    /// After this many failures against one user from any addresses within
+    /// `window_secs`, password logins as that user are refused, except from
+    /// addresses it logged in from within `known_address_secs`.
+    pub max_failures_per_user: u32,
+    /// How long an address a user logged in from stays known as theirs, in
+    /// seconds.
+    pub known_address_secs: u64,
     /// How far back failures count, in seconds.
     pub window_secs: u64,
-    /// How long a refused address stays refused, in seconds.
+    /// How long a refused address, user or pair stays refused, in seconds.
     pub block_secs: u64,
     /// At most this many password hashes are computed at once.
     pub hashing_concurrency: usize,
@@ -262,6 +275,9 @@ impl Default for LoginLimits {
             base_delay_ms: 100,
             max_delay_ms: 2000,
             max_failures: 5,
+            max_failures_per_address: 30,
+            max_failures_per_user: 20,
+            known_address_secs: 30 * DAY_SECS,
             window_secs: 300,
             block_secs: 300,
             hashing_concurrency: 2,
@@ -350,6 +366,14 @@ impl ServerConfig {
             ("session_ttl_secs", self.session_ttl_secs),
             ("partial_max_age_secs", self.partial_max_age_secs),
             ("login.max_failures", u64::from(self.login.max_failures)),
+            (
+                "login.max_failures_per_address",
+                u64::from(self.login.max_failures_per_address),
+            ),
+            (
+                "login.max_failures_per_user",
+                u64::from(self.login.max_failures_per_user),
+            ),
             ("login.window_secs", self.login.window_secs),
             (
                 "login.hashing_concurrency",
@@ -438,19 +462,44 @@ pub const CONFIG_TEMPLATE: &str = r#"# qftp-server configuration.
 # partial_max_age_secs = 604800
 
 [login]
+# Failed logins, by password or by session token, are counted three ways
+# within window_secs: per address and user, per address, and per user. Each
+# count has its own bound below, and a success clears only its own address
+# and user's count, so an account of one's own cannot reset the count of
+# guesses at someone else's. Refused attempts cost no password hash.
+
 # Milliseconds the reply to the first failed login is delayed.
 # base_delay_ms = 100
 
-# Cap of the delay, which doubles with each recent failure (per address and per user).
+# Cap of the delay, which doubles with each recent failure (of the address
+# against the user, of the address, or of the user: the largest count wins).
 # max_delay_ms = 2000
 
-# Failed logins from one address within window_secs before that address is refused.
+# Failed logins from one address against one user (a made-up session token
+# counts against "session tokens") before that address is refused for that
+# user. Others behind the same address (a NAT) are not affected.
 # max_failures = 5
+
+# Failed logins from one address against any users before that address is
+# refused for everyone: bounds guessing a few passwords of many users, and is
+# set well above max_failures so that the typos of several users behind one
+# NAT do not lock it out.
+# max_failures_per_address = 30
+
+# Failed logins against one user from any addresses before password logins
+# as that user are refused, except from addresses the user logged in from
+# within known_address_secs: guesses spread over many addresses are bounded,
+# and the real user still gets in from their usual address.
+# max_failures_per_user = 20
+
+# Seconds an address a user logged in from (by password or token) counts as
+# theirs for the exception above: 30 days. Kept in memory only.
+# known_address_secs = 2592000
 
 # Seconds over which failed logins are counted.
 # window_secs = 300
 
-# Seconds a refused address stays refused.
+# Seconds a refused address, user, or address and user, stays refused.
 # block_secs = 300
 
 # Most password hashes computed at once (each takes about 19 MiB and some CPU).

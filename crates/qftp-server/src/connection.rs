@@ -1,18 +1,25 @@
 //! One client connection: the hello, authentication, and the control
 //! stream's request loop.
 //!
-//! Before authentication only `Login` and `Authenticate` are served; any
-//! other request gets `NotAuthenticated`. After it, each request runs as its
-//! own task (bounded per connection) so a slow listing or a long upload
-//! never holds up the next request; answers go back through one writer task.
-//! Every request first checks that the session is still valid (not expired,
-//! not revoked), except the commit or abort of an upload opened while it was
-//! and the logout itself. Data streams are accepted here and handed to the
-//! transfer they name.
+//! Before authentication (the login stage) only `Login` and `Authenticate`
+//! are served; any other request gets `NotAuthenticated`. The login stage is
+//! bounded: a connection not logged in within `limits.login_timeout_secs` is
+//! closed, an address may have `limits.max_unauthenticated_per_address`
+//! such connections, and the peer may open no data stream and send next to
+//! nothing ahead until it logs in (the transport limits are raised then).
+//! After it, each request runs as its own task (bounded per connection) so a
+//! slow listing or a long upload never holds up the next request; answers go
+//! back through one writer task. Every request first checks that the
+//! session is still valid (not expired, not revoked), except the abort of an
+//! upload and the logout itself; a commit refused so ends its upload, the
+//! partial file staying for a resume. Data streams are accepted here and
+//! handed to the transfer they name.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use qftp_proto::path::RemotePath;
 use qftp_proto::{
@@ -20,6 +27,7 @@ use qftp_proto::{
     Response, ServerFrame, ServerHello, Timestamp,
 };
 use qftp_transport::framed;
+use qftp_transport::tuning::{self, PathProfile};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::auth::{LoginError, new_session_token, token_hash};
@@ -29,7 +37,7 @@ use crate::footprint::Footprint;
 use crate::jail::{Jail, JailLimits};
 use crate::limits::Refusal;
 use crate::quota::{Tally, UserQuota};
-use crate::server::{ServerState, UserConnectionGuard};
+use crate::server::{ServerState, UnauthenticatedGuard, UserConnectionGuard};
 use crate::transfer::{self, TransferTable};
 
 /// Application error codes used when closing a connection.
@@ -195,7 +203,9 @@ pub async fn handle(
     incoming: quinn::Incoming,
     path_config: Arc<quinn::ServerConfig>,
 ) {
+    let deadline = Instant::now() + state.config.limits.login_timeout();
     let remote = incoming.remote_address();
+    let admitted = state.admit_unauthenticated(remote.ip());
     let connecting = match incoming.accept_with(path_config) {
         Ok(connecting) => connecting,
         Err(error) => {
@@ -203,14 +213,26 @@ pub async fn handle(
             return;
         }
     };
-    let connection = match connecting.await {
-        Ok(connection) => connection,
-        Err(error) => {
+    let connection = match tokio::time::timeout_at(deadline, connecting).await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(error)) => {
             tracing::debug!(%remote, %error, "handshake failed");
             return;
         }
+        Err(_) => {
+            tracing::debug!(%remote, "handshake too slow");
+            return;
+        }
     };
-    match serve(state, connection.clone(), remote).await {
+    let pending = match admitted {
+        Ok(pending) => pending,
+        Err(refusal) => {
+            // The handshake was completed only to tell the client why.
+            connection.close(close_code::LIMIT.into(), refusal.message.as_bytes());
+            return;
+        }
+    };
+    match serve(state, connection.clone(), remote, deadline, pending).await {
         Ok(()) => connection.close(close_code::DONE.into(), b"bye"),
         Err((code, reason)) => {
             tracing::info!(%remote, reason, "closing connection");
@@ -225,12 +247,24 @@ fn protocol_error(error: impl std::fmt::Display) -> CloseReason {
     (close_code::PROTOCOL, format!("protocol error: {error}"))
 }
 
-async fn serve(
-    state: Arc<ServerState>,
-    connection: quinn::Connection,
-    remote: SocketAddr,
-) -> Result<(), CloseReason> {
-    let limit = state.config.max_frame_size;
+/// The close reason for a connection still not logged in at its deadline.
+fn login_timed_out(state: &ServerState, remote: SocketAddr) -> CloseReason {
+    let seconds = state.config.limits.login_timeout_secs;
+    let (value, who) = (seconds.to_string(), remote.ip().to_string());
+    let refusal = Refusal {
+        setting: "limits.login_timeout_secs",
+        value: &value,
+        who: &who,
+    }
+    .refuse(format!("not logged in within {seconds} s"));
+    (close_code::LIMIT, refusal.message)
+}
+
+/// Exchanges hellos on the control stream the client opens.
+async fn hello(
+    connection: &quinn::Connection,
+    limit: usize,
+) -> Result<(quinn::SendStream, quinn::RecvStream), CloseReason> {
     let (mut send, mut recv) = tokio::time::timeout(HELLO_TIMEOUT, connection.accept_bi())
         .await
         .map_err(|_| protocol_error("no control stream"))?
@@ -258,13 +292,42 @@ async fn serve(
             ),
         ));
     }
+    Ok((send, recv))
+}
+
+async fn serve(
+    state: Arc<ServerState>,
+    connection: quinn::Connection,
+    remote: SocketAddr,
+    deadline: Instant,
+    pending: UnauthenticatedGuard,
+) -> Result<(), CloseReason> {
+    let limit = state.config.max_frame_size;
+    let (send, mut recv) = tokio::time::timeout_at(deadline, hello(&connection, limit))
+        .await
+        .map_err(|_| login_timed_out(&state, remote))??;
 
     let (replies, outgoing) = mpsc::channel::<ServerFrame>(64);
     let writer = tokio::spawn(write_replies(send, outgoing, limit));
     let result = async {
-        let Some(session) = authenticate(&state, &mut recv, &replies, remote, limit).await? else {
+        let authenticated = tokio::time::timeout_at(
+            deadline,
+            authenticate(&state, &mut recv, &replies, remote, limit),
+        )
+        .await
+        .map_err(|_| login_timed_out(&state, remote))??;
+        let Some((session, answer)) = authenticated else {
             return Ok(());
         };
+        drop(pending);
+        // Data streams and the full window only now, before the client
+        // hears that it is logged in.
+        tuning::open_after_login(
+            &connection,
+            &state.transport,
+            PathProfile::for_peer(&remote),
+        );
+        let _ = replies.send(answer).await;
         let context = Context {
             state: Arc::clone(&state),
             session: Arc::new(session),
@@ -302,14 +365,15 @@ async fn write_replies(
     let _ = send.finish();
 }
 
-/// Serves requests until one authenticates; `None` if the client left first.
+/// Serves requests until one authenticates; then the session and the
+/// answer still to send. `None` if the client left first.
 async fn authenticate(
     state: &Arc<ServerState>,
     recv: &mut quinn::RecvStream,
     replies: &mpsc::Sender<ServerFrame>,
     remote: SocketAddr,
     limit: usize,
-) -> Result<Option<Session>, CloseReason> {
+) -> Result<Option<(Session, ServerFrame)>, CloseReason> {
     loop {
         let Some(frame) = framed::read_message::<ClientFrame>(recv, limit)
             .await
@@ -319,10 +383,7 @@ async fn authenticate(
         };
         let outcome = match frame.request {
             Request::Login { user, password } => login(state, remote, &user, &password).await,
-            Request::Authenticate { token } => {
-                let state = Arc::clone(state);
-                off_runtime(move || resume_session(&state, remote, &token)).await
-            }
+            Request::Authenticate { token } => resume(state, remote, token).await,
             other => Err(RequestError::new(
                 ErrorKind::NotAuthenticated,
                 format!("not logged in (request {} needs a login)", other.kind()),
@@ -330,13 +391,11 @@ async fn authenticate(
         };
         match outcome {
             Ok((session, response)) => {
-                let _ = replies
-                    .send(ServerFrame {
-                        id: frame.id,
-                        response,
-                    })
-                    .await;
-                return Ok(Some(session));
+                let answer = ServerFrame {
+                    id: frame.id,
+                    response,
+                };
+                return Ok(Some((session, answer)));
             }
             Err(error) => {
                 let response = Response::Error(error.to_reply());
@@ -347,6 +406,30 @@ async fn authenticate(
                     })
                     .await;
             }
+        }
+    }
+}
+
+/// The client's error for an attempt the login guard refused unchecked.
+fn refused_login(state: &ServerState, remote: SocketAddr, error: LoginError) -> RequestError {
+    match error {
+        LoginError::Blocked {
+            retry_after,
+            bound,
+            who,
+        } => {
+            tracing::debug!(%remote, who, "login refused: too many failures");
+            let retry_after_secs = retry_after.as_secs().max(1);
+            bound.refuse(
+                &state.config.login,
+                &who,
+                ErrorKind::TooManyAttempts { retry_after_secs },
+                format!("too many failed logins; try again in {retry_after_secs} s"),
+            )
+        }
+        error => {
+            tracing::error!(%remote, ?error, "login error");
+            RequestError::new(ErrorKind::Internal, "server error during login")
         }
     }
 }
@@ -363,16 +446,6 @@ async fn login(
         .await
     {
         Ok(record) => record,
-        Err(LoginError::Blocked { retry_after }) => {
-            // The block itself was logged once as a warning; a flood of
-            // refused attempts must not become a flood of log lines.
-            tracing::debug!(%remote, user, "login refused: too many failures from this address");
-            let retry_after_secs = retry_after.as_secs().max(1);
-            return Err(RequestError::new(
-                ErrorKind::TooManyAttempts { retry_after_secs },
-                format!("too many failed logins; try again in {retry_after_secs} s"),
-            ));
-        }
         Err(LoginError::Failed) => {
             tracing::warn!(%remote, user, "login failed");
             return Err(RequestError::new(
@@ -380,13 +453,7 @@ async fn login(
                 "login failed: wrong user name or password",
             ));
         }
-        Err(error) => {
-            tracing::error!(%remote, user, ?error, "login error");
-            return Err(RequestError::new(
-                ErrorKind::Internal,
-                "server error during login",
-            ));
-        }
+        Err(error) => return Err(refused_login(state, remote, error)),
     };
     let (token, hash) = new_session_token();
     let expires = Timestamp::from(std::time::SystemTime::now() + state.config.session_ttl());
@@ -415,6 +482,33 @@ async fn login(
     ))
 }
 
+/// A token login, throttled like a password login: a blocked address is
+/// refused before the database is read, and a token that names no valid
+/// session counts as a failure of the address and delays the reply.
+async fn resume(
+    state: &Arc<ServerState>,
+    remote: SocketAddr,
+    token: String,
+) -> RequestResult<(Session, Response)> {
+    let guard = &state.login_guard;
+    guard
+        .admit_token(remote.ip())
+        .map_err(|error| refused_login(state, remote, error))?;
+    let outcome = {
+        let state = Arc::clone(state);
+        off_runtime(move || resume_session(&state, remote, &token)).await
+    };
+    match &outcome {
+        Ok((session, _)) => guard.token_accepted(remote.ip(), &session.user),
+        Err(error) if error.kind == ErrorKind::SessionExpired => {
+            let delay = guard.token_refused(remote.ip());
+            tokio::time::sleep(delay).await;
+        }
+        Err(_) => {}
+    }
+    outcome
+}
+
 fn resume_session(
     state: &Arc<ServerState>,
     remote: SocketAddr,
@@ -423,7 +517,9 @@ fn resume_session(
     let hash = token_hash(token);
     let now = Timestamp::now().secs;
     let expired = || {
-        tracing::warn!(%remote, "session token refused");
+        // Not a warning: failed tokens are throttled, and a blocked address
+        // is logged once a minute by its refusal.
+        tracing::info!(%remote, "session token refused");
         RequestError::new(
             ErrorKind::SessionExpired,
             "session expired or revoked; log in again with `qftp login`",
@@ -534,13 +630,11 @@ async fn serve_requests(
     }
 }
 
-/// Whether `request` needs the session to be valid right now. Finishing or
-/// abandoning an upload opened while it was valid, and logging out, do not.
+/// Whether `request` needs the session to be valid right now. Abandoning
+/// an upload, and logging out, do not. Committing one does: an upload
+/// opened before a revocation or an expiry does not land after it.
 fn needs_live_session(request: &Request) -> bool {
-    !matches!(
-        request,
-        Request::PutCommit { .. } | Request::PutAbort { .. } | Request::Logout
-    )
+    !matches!(request, Request::PutAbort { .. } | Request::Logout)
 }
 
 /// Checks that the connection's session has neither expired nor been
@@ -588,6 +682,11 @@ async fn dispatch(context: &Context, id: u64, request: Request) {
     if needs_live_session(&request)
         && let Err(error) = check_session(context)
     {
+        if let Request::PutCommit { transfer_id, .. } = request {
+            // The upload ends here; its partial file stays for a resume
+            // after the next login.
+            let _ = transfer::abort_upload(context, transfer_id);
+        }
         context.reply_error(id, kind, error).await;
         return;
     }

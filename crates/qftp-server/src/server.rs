@@ -1,21 +1,28 @@
 //! The QUIC listener: TLS setup, connection limits, the accept loop and the
 //! state every connection shares.
+//!
+//! Connections are accepted in the login stage (no data streams, a small
+//! receive window; see [`qftp_transport::tuning::login_stage_config`]) and
+//! counted per address until they log in. Serving a connection is
+//! [`crate::connection`]'s.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use qftp_transport::Fingerprint;
-use qftp_transport::tuning::{Congestion, PathProfile, TransportLimits, transport_config};
+use qftp_transport::tuning::{Congestion, PathProfile, TransportLimits, login_stage_config};
 use quinn::crypto::rustls::QuicServerConfig;
 use tokio::sync::Semaphore;
 
 use crate::auth::LoginGuard;
 use crate::config::{ServerConfig, ServerRoot};
 use crate::durable::DirSyncer;
+use crate::error::RequestError;
+use crate::limits::Refusal;
 use crate::quota::QuotaBook;
 use crate::userdb::UserDb;
 
@@ -39,8 +46,35 @@ pub struct ServerState {
     /// Sessions revoked by this server so far (logouts); a change tells
     /// open connections to check their session again at once.
     pub revocations: std::sync::atomic::AtomicU64,
+    /// The transport limits a connection gets once it has logged in.
+    pub transport: TransportLimits,
     connections: Arc<Semaphore>,
     per_user: Mutex<HashMap<String, usize>>,
+    unauthenticated: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// Counts one connection of an address that has not logged in yet, until
+/// it logs in or ends.
+#[derive(Debug)]
+pub struct UnauthenticatedGuard {
+    state: Arc<ServerState>,
+    address: IpAddr,
+}
+
+impl Drop for UnauthenticatedGuard {
+    fn drop(&mut self) {
+        let mut counts = self
+            .state
+            .unauthenticated
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.address);
+            }
+        }
+    }
 }
 
 /// Counts one authenticated connection of a user while it lives.
@@ -74,6 +108,37 @@ impl ServerState {
         Some(UserConnectionGuard {
             state: Arc::clone(self),
             user: user.to_owned(),
+        })
+    }
+
+    /// Registers a connection from `address` that has not logged in yet,
+    /// or refuses it when the address has
+    /// `limits.max_unauthenticated_per_address` of them already.
+    pub fn admit_unauthenticated(
+        self: &Arc<Self>,
+        address: IpAddr,
+    ) -> Result<UnauthenticatedGuard, RequestError> {
+        let limit = self.config.limits.max_unauthenticated_per_address;
+        let mut counts = self
+            .unauthenticated
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = counts.entry(address).or_insert(0);
+        if *count >= limit {
+            let (value, who) = (limit.to_string(), address.to_string());
+            return Err(Refusal {
+                setting: "limits.max_unauthenticated_per_address",
+                value: &value,
+                who: &who,
+            }
+            .refuse(format!(
+                "too many connections from {address} that have not logged in"
+            )));
+        }
+        *count += 1;
+        Ok(UnauthenticatedGuard {
+            state: Arc::clone(self),
+            address,
         })
     }
 }
@@ -123,7 +188,7 @@ impl Server {
         };
         let path_config = |profile| {
             let mut server_config = quinn::ServerConfig::with_crypto(crypto.clone());
-            server_config.transport_config(transport_config(&limits, profile));
+            server_config.transport_config(login_stage_config(&limits, profile));
             Arc::new(server_config)
         };
         let network_config = path_config(PathProfile::Network);
@@ -150,6 +215,8 @@ impl Server {
             ),
             dir_sync: DirSyncer::default(),
             revocations: std::sync::atomic::AtomicU64::new(0),
+            transport: limits,
+            unauthenticated: Mutex::new(HashMap::new()),
             db,
             root,
             config,

@@ -25,6 +25,11 @@
 //! loss-free time). On loopback larger windows gained nothing, so that
 //! path keeps smaller ones: a window is memory the receiver may have to
 //! hold when its disk is slower than the sender.
+//!
+//! A server can hold a connection in a login stage ([`login_stage_config`]):
+//! no unidirectional streams and a connection window of
+//! [`LOGIN_STAGE_WINDOW`] until [`open_after_login`] raises them, so a peer
+//! without an account can make it buffer next to nothing.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -178,16 +183,55 @@ const LOOPBACK_INITIAL_MTU: u16 = 8952;
 /// The largest datagram MTU discovery may reach on loopback.
 const LOOPBACK_MAX_MTU: u16 = 65527;
 
-/// Builds quinn's transport configuration from `limits` for `profile`.
-pub fn transport_config(limits: &TransportLimits, profile: PathProfile) -> Arc<TransportConfig> {
-    let mut config = TransportConfig::default();
-    let (stream_window, connection_window) = match profile {
+/// The connection receive window of a connection in the login stage: room
+/// for the hello and a login request, not for data.
+pub const LOGIN_STAGE_WINDOW: u32 = 64 * 1024;
+
+/// The stream and connection receive windows `limits` give on `profile`.
+fn windows(limits: &TransportLimits, profile: PathProfile) -> (u32, u32) {
+    match profile {
         PathProfile::Loopback => (
             limits.stream_window.min(LOOPBACK_STREAM_WINDOW),
             limits.connection_window.min(LOOPBACK_CONNECTION_WINDOW),
         ),
         PathProfile::Network => (limits.stream_window, limits.connection_window),
-    };
+    }
+}
+
+/// Builds quinn's transport configuration from `limits` for `profile`.
+pub fn transport_config(limits: &TransportLimits, profile: PathProfile) -> Arc<TransportConfig> {
+    Arc::new(build(limits, profile))
+}
+
+/// Like [`transport_config`], for a server's connections before they log
+/// in: the peer may open no unidirectional stream and have at most
+/// [`LOGIN_STAGE_WINDOW`] bytes in flight, until [`open_after_login`]. The
+/// stream window and this end's send window are the full ones already (a
+/// stream's window is fixed at the handshake).
+pub fn login_stage_config(limits: &TransportLimits, profile: PathProfile) -> Arc<TransportConfig> {
+    let (_, connection_window) = windows(limits, profile);
+    let mut config = build(limits, profile);
+    config
+        .max_concurrent_uni_streams(VarInt::from_u32(0))
+        .receive_window(VarInt::from_u32(connection_window.min(LOGIN_STAGE_WINDOW)));
+    Arc::new(config)
+}
+
+/// Gives a connection accepted with [`login_stage_config`] the full
+/// `limits` of `profile`: its data streams and its whole receive window.
+pub fn open_after_login(
+    connection: &quinn::Connection,
+    limits: &TransportLimits,
+    profile: PathProfile,
+) {
+    let (_, connection_window) = windows(limits, profile);
+    connection.set_receive_window(VarInt::from_u32(connection_window));
+    connection.set_max_concurrent_uni_streams(VarInt::from_u32(limits.max_uni_streams));
+}
+
+fn build(limits: &TransportLimits, profile: PathProfile) -> TransportConfig {
+    let mut config = TransportConfig::default();
+    let (stream_window, connection_window) = windows(limits, profile);
     let idle = quinn::IdleTimeout::try_from(limits.idle_timeout)
         .unwrap_or_else(|_| VarInt::from_u32(60_000).into());
     config
@@ -213,7 +257,7 @@ pub fn transport_config(limits: &TransportLimits, profile: PathProfile) -> Arc<T
             .mtu_discovery_config(Some(discovery))
             .enable_segmentation_offload(false);
     }
-    Arc::new(config)
+    config
 }
 
 /// Socket buffer size asked of the kernel for QUIC sockets (the kernel caps
