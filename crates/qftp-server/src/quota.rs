@@ -355,14 +355,10 @@ impl UserQuota {
         self.ledger.lock().expect("quota lock").entries
     }
 
-    /// Runs the namespace change `work` under the user's lock. `work` checks
-    /// what it is about to create with [`Tally::check`] and reports what it
-    /// created and removed; the ledger applies that afterwards, also when
-    /// `work` fails halfway, so it never keeps charging for what is gone.
-    pub fn change<T>(&self, work: impl FnOnce(&mut Tally) -> RequestResult<T>) -> RequestResult<T> {
-        let mut ledger = self.ledger.lock().expect("quota lock");
+    /// A fresh tally of the ledger as it stands (the lock held by the caller).
+    fn tally(&self, ledger: &mut Ledger) -> RequestResult<Tally> {
         let figures = ledger.figures(&self.db, &self.user)?;
-        let mut tally = Tally {
+        Ok(Tally {
             used: figures.used,
             reserved: ledger.reserved,
             quota: figures.quota,
@@ -372,7 +368,16 @@ impl UserQuota {
             removed: Footprint::ZERO,
             user: self.user.clone(),
             entry_cost: self.limits.entry_cost,
-        };
+        })
+    }
+
+    /// Runs the namespace change `work` under the user's lock. `work` checks
+    /// what it is about to create with [`Tally::check`] and reports what it
+    /// created and removed; the ledger applies that afterwards, also when
+    /// `work` fails halfway, so it never keeps charging for what is gone.
+    pub fn change<T>(&self, work: impl FnOnce(&mut Tally) -> RequestResult<T>) -> RequestResult<T> {
+        let mut ledger = self.ledger.lock().expect("quota lock");
+        let mut tally = self.tally(&mut ledger)?;
         let result = work(&mut tally);
         ledger.apply(&self.db, &self.user, tally.added, tally.removed)?;
         result
@@ -454,7 +459,6 @@ impl UserQuota {
                 format!("{path}: another upload to this file is in progress"),
             ));
         }
-        let figures = ledger.figures(&self.db, &self.user)?;
         let existing = partial
             .length()
             .map_err(|error| RequestError::from_io(&error, &shown))?;
@@ -463,17 +467,7 @@ impl UserQuota {
             _ => 0,
         };
         let growth = size - kept;
-        let mut tally = Tally {
-            used: figures.used,
-            reserved: ledger.reserved,
-            quota: figures.quota,
-            entries: ledger.entries,
-            max_entries: self.limits.max_entries,
-            added: Footprint::ZERO,
-            removed: Footprint::ZERO,
-            user: self.user.clone(),
-            entry_cost: self.limits.entry_cost,
-        };
+        let mut tally = self.tally(&mut ledger)?;
         // Emptying an old partial frees its bytes before the growth counts.
         let emptied = existing.unwrap_or(0) - kept;
         tally.remove(Footprint {
