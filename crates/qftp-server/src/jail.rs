@@ -35,9 +35,10 @@
 //! resolving inside the home for every program that follows them, not only
 //! for qftp: the rule and its checks live in [`crate::links`].
 //!
-//! Partial files (see [`qftp_proto::is_partial_name`]) are hidden from
-//! listings and walks, cannot be named as the target of an upload, mkdir or
-//! rename, but count in disk usage and in the bytes a removal frees.
+//! The names a server keeps for itself (the staging directory of partial
+//! uploads, old-style partial files; see [`qftp_proto::is_reserved_name`])
+//! cannot be spelled in a [`RemotePath`] and are hidden from listings and
+//! walks, but count in disk usage and in what a removal frees.
 //!
 //! # What it does not do
 //!
