@@ -78,8 +78,6 @@ pub(crate) struct Session {
     pub quota: Arc<UserQuota>,
     /// The home's staging directory for partial uploads.
     pub staging: crate::partials::Staging,
-    /// What a directory or a symlink costs (`limits.entry_cost`).
-    pub entry_cost: u64,
     /// When the session was last found valid, and the server's revocation
     /// count then (see [`check_session`]).
     checked: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
@@ -585,10 +583,6 @@ fn open_session(
         tracing::error!(user = %record.name, home = %home.display(), %error, "cannot open the staging directory");
         RequestError::new(ErrorKind::Internal, "server error: your home directory is unavailable")
     })?;
-    let entry_cost = state.config.limits.entry_cost().map_err(|message| {
-        tracing::error!(message, "configuration");
-        RequestError::new(ErrorKind::Internal, "server error: configuration")
-    })?;
     // The first login after a start measures the home; every login re-reads
     // the quota.
     let quota = state.quotas.user(record);
@@ -599,7 +593,6 @@ fn open_session(
         jail: Arc::new(jail),
         quota,
         staging,
-        entry_cost,
         checked: std::sync::Mutex::new(None),
         _admission: admission,
     })

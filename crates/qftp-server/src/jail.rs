@@ -580,26 +580,9 @@ impl Jail {
     pub fn disk_usage(&self) -> io::Result<Footprint> {
         let cost = self.limits.entry_cost;
         let mut total = Footprint::ZERO;
-        let mut descent = Descent::new(self.root.try_clone()?, None)?;
-        loop {
-            let (dir, pending) = descent.current();
-            let pending = match pending {
-                Some(pending) => pending,
-                None => pending.insert(measure_dir(dir, cost, &mut total)?),
-            };
-            match pending.pop() {
-                Some((name, identity)) => match descent.enter(&name, identity, None) {
-                    Ok(_) => {}
-                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-                    Err(error) => return Err(error),
-                },
-                None => {
-                    if descent.leave()?.is_none() {
-                        break;
-                    }
-                }
-            }
-        }
+        crate::tree::visit_dirs(self.root.try_clone()?, |dir, _| {
+            measure_dir(dir, cost, &mut total).map(crate::tree::Visit::Enter)
+        })?;
         // The staging directory itself is the server's and costs nothing;
         // the partials in it were counted like any file.
         if self
@@ -610,6 +593,11 @@ impl Jail {
             total = total.saturating_sub(Footprint::node(cost));
         }
         Ok(total)
+    }
+
+    /// What a directory or a symlink costs in this home (`limits.entry_cost`).
+    pub fn entry_cost(&self) -> u64 {
+        self.limits.entry_cost
     }
 
     /// The home's staging directory for partial uploads, created if missing.

@@ -31,6 +31,7 @@ use qftp_proto::path::RemotePath;
 
 use crate::footprint::Footprint;
 use crate::quota::{PartialFile, RemotePathKey};
+use crate::tree::{Identity, Visit};
 
 pub use qftp_proto::STAGING_DIR;
 
@@ -220,31 +221,35 @@ pub fn open_partial(dir: &Dir, partial: &str) -> io::Result<(std::fs::File, u64)
 
 /// Removes old-style partial files (`.name.qftp-part` beside their final
 /// names) whose status changed before `cutoff`, below `home`, never leaving
-/// it and never following symlinks; returns what they cost.
+/// it, never following symlinks and holding a bounded number of directory
+/// handles whatever the tree's shape (see [`crate::tree::visit_dirs`]);
+/// returns what they cost.
 pub fn sweep_legacy(home: &Dir, cutoff: SystemTime) -> io::Result<Footprint> {
     let mut removed = Footprint::ZERO;
-    let mut pending = vec![home.try_clone()?];
-    while let Some(dir) = pending.pop() {
+    crate::tree::visit_dirs(home.try_clone()?, |dir, depth| {
+        let mut subdirectories = Vec::new();
         for entry in dir.entries()? {
             let entry = entry?;
-            let file_type = entry.file_type()?;
+            let metadata = match entry.metadata() {
+                Ok(metadata) => metadata,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(error),
+            };
             let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if file_type.is_dir() {
-                if name != STAGING_DIR
-                    && let Ok(child) = dir.open_dir(name)
-                {
-                    pending.push(child);
+            if metadata.is_dir() {
+                if !(depth == 0 && name == STAGING_DIR) {
+                    subdirectories.push((name, Identity::of(&metadata)));
                 }
-            } else if file_type.is_file() && qftp_proto::is_partial_name(name) {
-                let metadata = entry.metadata()?;
-                if status_changed(&metadata) < cutoff {
-                    dir.remove_file(name)?;
-                    removed += Footprint::file(metadata.len());
-                }
+            } else if metadata.is_file()
+                && name.to_str().is_some_and(qftp_proto::is_partial_name)
+                && status_changed(&metadata) < cutoff
+            {
+                dir.remove_file(&name)?;
+                removed += Footprint::file(metadata.len());
             }
         }
-    }
+        Ok(Visit::Enter(subdirectories))
+    })?;
     Ok(removed)
 }
 

@@ -321,12 +321,7 @@ impl UserQuota {
     ) -> RequestResult<()> {
         let mut ledger = self.ledger.lock().expect("quota lock");
         if !ledger.measured {
-            let footprint = measure().map_err(internal)?;
-            self.db
-                .set_used(&self.user, footprint.bytes)
-                .map_err(internal)?;
-            ledger.entries = footprint.entries;
-            ledger.measured = true;
+            self.adopt(&mut ledger, measure)?;
         }
         ledger.figures = None;
         ledger.figures(&self.db, &self.user)?;
@@ -391,6 +386,16 @@ impl UserQuota {
         measure: impl FnOnce() -> std::io::Result<Footprint>,
     ) -> RequestResult<()> {
         let mut ledger = self.ledger.lock().expect("quota lock");
+        self.adopt(&mut ledger, measure)
+    }
+
+    /// Makes what `measure` finds on disk the ledger's figures (the lock
+    /// held by the caller): `used` in the database, the entry count here.
+    fn adopt(
+        &self,
+        ledger: &mut Ledger,
+        measure: impl FnOnce() -> std::io::Result<Footprint>,
+    ) -> RequestResult<()> {
         let footprint = measure().map_err(internal)?;
         self.db
             .set_used(&self.user, footprint.bytes)

@@ -512,7 +512,7 @@ async fn finish_upload(
     let size = open.size;
     let quota = Arc::clone(&context.session.quota);
     let state = Arc::clone(&context.state);
-    let entry_cost = context.session.entry_cost;
+    let entry_cost = context.session.jail.entry_cost();
     tokio::task::spawn_blocking(move || {
         if prepared.hasher.finalize().as_bytes() != &client_hash {
             reservation.discard();
@@ -644,7 +644,7 @@ pub(crate) async fn upload_small(context: &Context, small: SmallUpload) -> Handl
     let quota = Arc::clone(&context.session.quota);
     let state = Arc::clone(&context.state);
     let staging = context.session.staging.clone();
-    let entry_cost = context.session.entry_cost;
+    let entry_cost = context.session.jail.entry_cost();
     let mtime = mtime.to_system_time();
     context
         .blocking(move |jail| {

@@ -208,28 +208,39 @@ impl<T> Descent<T> {
     }
 }
 
-/// Whether the directory `top` has an entry more than `bound` names below
-/// it, so that moving `top` to a path of `n` names would put an entry deeper
-/// than `n + bound` (an empty directory has nothing below it).
+/// What a visit of one directory asks [`visit_dirs`] to do next.
+#[derive(Debug)]
+pub enum Visit {
+    /// Enter these subdirectories (by name, with the identity they were
+    /// seen with), then go on.
+    Enter(Vec<(OsString, Identity)>),
+    /// Stop the whole traversal.
+    Stop,
+}
+
+/// Visits `top` and every directory below it that `visit` asks to enter,
+/// depth first, calling `visit` once per directory with its handle and its
+/// depth below `top`; returns `true` when `visit` stopped the traversal.
 ///
-/// Directories at depth `bound` are only checked for being empty, never
-/// entered, and the search stops at the first entry too deep, so it reads
-/// no more than the levels down to `bound`.
-pub fn taller_than(top: Dir, bound: usize) -> io::Result<bool> {
-    // Each level's subdirectories still to visit; `None` until it is read.
+/// Built on a [`Descent`], so it holds at most [`MAX_HANDLES`] directory
+/// handles at any depth and never enters a directory swapped for another
+/// (or for a link) since it was seen. A subdirectory gone by the time it is
+/// entered is skipped.
+pub fn visit_dirs(
+    top: Dir,
+    mut visit: impl FnMut(&Dir, usize) -> io::Result<Visit>,
+) -> io::Result<bool> {
+    // Each level's subdirectories still to enter; `None` until it is read.
     let mut descent: Descent<Option<Vec<(OsString, Identity)>>> = Descent::new(top, None)?;
     loop {
         let depth = descent.depth();
         let (dir, pending) = descent.current();
         let pending = match pending {
             Some(pending) => pending,
-            None if depth >= bound => {
-                if dir.entries()?.next().is_some() {
-                    return Ok(true);
-                }
-                pending.insert(Vec::new())
-            }
-            None => pending.insert(subdirectories(dir)?),
+            None => match visit(dir, depth)? {
+                Visit::Enter(subdirectories) => pending.insert(subdirectories),
+                Visit::Stop => return Ok(true),
+            },
         };
         match pending.pop() {
             Some((name, identity)) => match descent.enter(&name, identity, None) {
@@ -244,6 +255,26 @@ pub fn taller_than(top: Dir, bound: usize) -> io::Result<bool> {
             }
         }
     }
+}
+
+/// Whether the directory `top` has an entry more than `bound` names below
+/// it, so that moving `top` to a path of `n` names would put an entry deeper
+/// than `n + bound` (an empty directory has nothing below it).
+///
+/// Directories at depth `bound` are only checked for being empty, never
+/// entered, and the search stops at the first entry too deep, so it reads
+/// no more than the levels down to `bound`.
+pub fn taller_than(top: Dir, bound: usize) -> io::Result<bool> {
+    visit_dirs(top, |dir, depth| {
+        if depth < bound {
+            return Ok(Visit::Enter(subdirectories(dir)?));
+        }
+        Ok(if dir.entries()?.next().is_some() {
+            Visit::Stop
+        } else {
+            Visit::Enter(Vec::new())
+        })
+    })
 }
 
 /// How many levels below the directory `top` the directory `dir` lies, found
