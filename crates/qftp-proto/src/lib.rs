@@ -69,12 +69,14 @@
 
 pub mod codec;
 pub mod frame;
+pub mod hash;
 pub mod message;
 pub mod path;
 pub mod size;
 
 pub use codec::CodecError;
 pub use frame::{FrameDecoder, FrameError};
+pub use hash::{HashMismatch, VerifiedHash};
 pub use message::*;
 
 /// The ALPN protocol name that every qftp connection negotiates.
