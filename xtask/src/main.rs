@@ -18,6 +18,7 @@
 mod bench;
 mod cpu;
 mod data;
+mod imports;
 mod link;
 mod memceiling;
 mod nfdelay;
@@ -64,6 +65,9 @@ enum Task {
         after_help = "Example:\n  cargo xtask stress\n  cargo xtask stress --suites crash --crash-rounds 200 --seed 42"
     )]
     Stress(stress::StressArgs),
+    /// Check that the files of each crate import each other in one
+    /// direction only (no import circles).
+    Imports(imports::ImportsArgs),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
         Task::Nfdelay(arguments) => nfdelay::run(&arguments),
         Task::MemCeiling(arguments) => memceiling::run(&arguments),
         Task::Stress(arguments) => stress::run(&arguments),
+        Task::Imports(arguments) => imports::run(&arguments),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
