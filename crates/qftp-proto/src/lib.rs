@@ -61,6 +61,17 @@
 //!    whole file as it was read; the client checks it before renaming its
 //!    partial into place.
 //!
+//! # Code map
+//!
+//! * [`message`]: every message; [`frame`] and [`codec`]: how they become
+//!   bytes.
+//! * [`path`]: remote paths and symlink targets, normalized and checked.
+//! * [`hash`]: declared and verified file hashes.
+//! * [`transfer`]: the transfer core, a state machine per end of each
+//!   upload and download (events in, actions out), with the data-header
+//!   limit, the resume rules and the size checks.
+//! * [`size`]: byte sizes as people write them.
+//!
 //! # Compatibility
 //!
 //! [`PROTOCOL_VERSION`] changes whenever a message changes shape; the hello
@@ -73,6 +84,7 @@ pub mod hash;
 pub mod message;
 pub mod path;
 pub mod size;
+pub mod transfer;
 
 pub use codec::CodecError;
 pub use frame::{FrameDecoder, FrameError};
