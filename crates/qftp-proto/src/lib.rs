@@ -20,7 +20,8 @@
 //!   one answer; listings arrive as several chunks, and a download gets a
 //!   second answer once its data stream is complete.
 //! * **Data streams** are unidirectional. Each starts with one frame holding a
-//!   [`message::DataHeader`] (transfer id, offset) and continues with the raw
+//!   [`message::DataHeader`] (transfer id, offset; at most
+//!   [`transfer::DATA_HEADER_MAX`] bytes) and continues with the raw
 //!   bytes of one file, ending when the stream is finished. The length is
 //!   known from the open exchange on the control stream, so the receiver
 //!   never guesses where the data ends. Uploads flow client to server,
