@@ -20,7 +20,8 @@
 //!   one answer; listings arrive as several chunks, and a download gets a
 //!   second answer once its data stream is complete.
 //! * **Data streams** are unidirectional. Each starts with one frame holding a
-//!   [`message::DataHeader`] (transfer id, offset) and continues with the raw
+//!   [`message::DataHeader`] (transfer id, offset; at most
+//!   [`transfer::DATA_HEADER_MAX`] bytes) and continues with the raw
 //!   bytes of one file, ending when the stream is finished. The length is
 //!   known from the open exchange on the control stream, so the receiver
 //!   never guesses where the data ends. Uploads flow client to server,
@@ -61,6 +62,17 @@
 //!    whole file as it was read; the client checks it before renaming its
 //!    partial into place.
 //!
+//! # Code map
+//!
+//! * [`message`]: every message; [`frame`] and [`codec`]: how they become
+//!   bytes.
+//! * [`path`]: remote paths and symlink targets, normalized and checked.
+//! * [`hash`]: declared and verified file hashes.
+//! * [`transfer`]: the transfer core, a state machine per end of each
+//!   upload and download (events in, actions out), with the data-header
+//!   limit, the resume rules and the size checks.
+//! * [`size`]: byte sizes as people write them.
+//!
 //! # Compatibility
 //!
 //! [`PROTOCOL_VERSION`] changes whenever a message changes shape; the hello
@@ -73,6 +85,7 @@ pub mod hash;
 pub mod message;
 pub mod path;
 pub mod size;
+pub mod transfer;
 
 pub use codec::CodecError;
 pub use frame::{FrameDecoder, FrameError};

@@ -41,7 +41,14 @@ pub const MAX_PATH_BYTES: usize = 4096;
 pub const MAX_NAME_BYTES: usize = 255;
 
 /// A normalized path inside a home, as a list of names.
+///
+/// serde sees it as its printed form (`/a/b`) and reads it back through
+/// [`RemotePath::parse`], so a deserialized path is normalized and checked
+/// like any other input: no encoding can smuggle in a `..`, an empty name, a
+/// NUL, a `/` inside a name or a reserved name. A path longer than
+/// [`MAX_PATH_BYTES`] when printed (one built by joining) does not read back.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct RemotePath {
     components: Vec<String>,
 }
@@ -126,6 +133,20 @@ impl RemotePath {
 impl fmt::Display for RemotePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "/{}", self.components.join("/"))
+    }
+}
+
+impl TryFrom<String> for RemotePath {
+    type Error = PathError;
+
+    fn try_from(path: String) -> Result<Self, Self::Error> {
+        Self::parse(&path)
+    }
+}
+
+impl From<RemotePath> for String {
+    fn from(path: RemotePath) -> Self {
+        path.to_string()
     }
 }
 
@@ -386,6 +407,79 @@ mod tests {
         assert_eq!(tidy_link_target("a/../b"), "a/../b");
         assert_eq!(tidy_link_target("//etc/./passwd"), "/etc/passwd");
         assert_eq!(tidy_link_target("."), "");
+    }
+
+    /// Whether every name of `path` is one that normalization can produce.
+    fn is_normal(path: &RemotePath) -> bool {
+        path.components().iter().all(|name| {
+            !name.is_empty()
+                && name != "."
+                && name != ".."
+                && !name.contains('/')
+                && !name.contains('\0')
+                && name.len() <= MAX_NAME_BYTES
+                && !crate::is_reserved_name(name)
+        })
+    }
+
+    #[test]
+    fn serde_reads_paths_through_normalization() {
+        for path in ["/", "/a/b", "docs/2024/x", "/照片/my file.txt"] {
+            let parsed = RemotePath::parse(path).unwrap();
+            let wire = crate::codec::to_bytes(&parsed).unwrap();
+            assert_eq!(
+                crate::codec::from_bytes::<RemotePath>(&wire).unwrap(),
+                parsed
+            );
+        }
+        // Hostile strings are normalized or refused, never taken as they are.
+        let decode = |text: &str| {
+            crate::codec::from_bytes::<RemotePath>(&crate::codec::to_bytes(&text).unwrap())
+        };
+        for (text, expected) in [
+            ("..", "/"),
+            ("/../../etc/passwd", "/etc/passwd"),
+            ("a/../../..//b/./c", "/b/c"),
+        ] {
+            let decoded = decode(text).unwrap();
+            assert!(is_normal(&decoded), "{decoded:?}");
+            assert_eq!(decoded.to_string(), expected);
+        }
+        for text in [
+            "/.qftp-partials/x",
+            "/docs/.report.pdf.qftp-part",
+            "a\0b",
+            &"x".repeat(300),
+            &"a/".repeat(3000),
+        ] {
+            assert!(decode(text).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn serde_cannot_build_names_that_normalization_never_makes() {
+        // The shape the type had when serde saw its fields: a list of names.
+        #[derive(Serialize)]
+        struct Fields {
+            components: Vec<String>,
+        }
+        for names in [
+            vec![".."],
+            vec!["..", "..", "etc"],
+            vec!["a/b"],
+            vec![""],
+            vec!["x\0y"],
+            vec![".qftp-partials", "0123"],
+        ] {
+            let fields = Fields {
+                components: names.iter().map(|name| (*name).to_owned()).collect(),
+            };
+            let wire = crate::codec::to_bytes(&fields).unwrap();
+            if let Ok(path) = crate::codec::from_bytes::<RemotePath>(&wire) {
+                assert!(is_normal(&path), "{names:?} became {path:?}");
+                assert_ne!(path.components(), fields.components.as_slice(), "{names:?}");
+            }
+        }
     }
 
     #[test]
