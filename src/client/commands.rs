@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use qftp_client::Refusal;
 use qftp_client::batch::{self, BatchReport};
 use qftp_client::sync::{self, PlanOptions, SyncOptions, SyncPlan};
 use qftp_proto::EntryKind;
@@ -237,6 +238,10 @@ async fn sync(session: &Session, args: SyncArgs) -> anyhow::Result<ExitCode> {
         eprintln!("qftp: failed: {path}: {error}");
         failed = true;
     }
+    for (name, reason) in report.refusals() {
+        print_refusal(name, reason);
+        failed = true;
+    }
     if !args.run.quiet {
         eprintln!("{}", report.summary());
     }
@@ -247,14 +252,25 @@ async fn sync(session: &Session, args: SyncArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// One line for an entry of a pull that was not written. The name is
+/// quoted: it comes from the server and may hold any character.
+fn print_refusal(name: &str, reason: &Refusal) {
+    eprintln!("qftp: refused {name:?}: {reason}");
+}
+
+/// Prints a batch's failures, refusals and summary; the exit code says
+/// whether everything arrived (a pull with refused entries is partial).
 fn finish_batch(report: BatchReport, quiet: bool) -> anyhow::Result<ExitCode> {
     for (label, error) in &report.failed {
         eprintln!("qftp: failed: {label}: {error}");
     }
+    for (name, reason) in &report.refused {
+        print_refusal(name, reason);
+    }
     if !quiet {
         eprintln!("{}", report.summary());
     }
-    if report.failed.is_empty() {
+    if report.failed.is_empty() && report.refused.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
         Ok(ExitCode::FAILURE)

@@ -22,9 +22,12 @@
 //! * [`transfer`]: uploads and downloads with hashing, resume and progress
 //!   events; [`batch`] runs many of them in parallel and expands trees.
 //! * [`sync`]: tree comparison and `qftp sync`, on top of [`batch`].
+//! * [`destination`]: every local write of a pull, confined beneath the
+//!   destination directory; [`refusal`]: why an entry was not written.
 //! * [`settings`]: the client's config directory and its saved session.
 //!
-//! Progress reaches a program through [`transfer::TransferObserver`]:
+//! Progress reaches a program through [`observer::TransferObserver`]
+//! (also reachable as `transfer::TransferObserver`):
 //! every transfer reports when it starts, each batch of bytes moved, and
 //! how it ended. Errors are [`ClientError`].
 //!
@@ -33,7 +36,10 @@
 
 pub mod batch;
 pub mod connection;
+pub mod destination;
 pub mod error;
+pub mod observer;
+pub mod refusal;
 pub mod settings;
 pub mod sync;
 pub mod transfer;
@@ -41,4 +47,5 @@ pub mod trust;
 
 pub use connection::{Client, ConnectOptions};
 pub use error::ClientError;
+pub use refusal::Refusal;
 pub use trust::Trust;
