@@ -299,6 +299,18 @@ fn assert_named(stderr: &str, names: &[&str]) {
     }
 }
 
+/// The safe entries of the served tree arrived below `top`, intact.
+fn assert_safe_files_arrived(top: &Path) {
+    assert_eq!(
+        std::fs::read(top.join("good.txt")).unwrap(),
+        b"good content"
+    );
+    assert_eq!(
+        std::fs::read(top.join("sub/inner.txt")).unwrap(),
+        b"inner content"
+    );
+}
+
 fn login(client: &TestClient, server: &HostileServer) {
     let output = client.try_login_at(
         &server.address.to_string(),
@@ -324,14 +336,7 @@ async fn a_hostile_server_cannot_write_outside_a_pull() {
         let output = client.run(&["get", "-r", "/tree", got.to_str().unwrap()]);
         let stderr = text(&output.stderr);
         assert!(!output.status.success(), "a partial pull must say so");
-        assert_eq!(
-            std::fs::read(got.join("tree/good.txt")).unwrap(),
-            b"good content"
-        );
-        assert_eq!(
-            std::fs::read(got.join("tree/sub/inner.txt")).unwrap(),
-            b"inner content"
-        );
+        assert_safe_files_arrived(&got.join("tree"));
         assert_named(
             &stderr,
             &[
@@ -357,14 +362,7 @@ async fn a_hostile_server_cannot_write_outside_a_pull() {
             ]);
             let stderr = text(&output.stderr);
             assert!(!output.status.success(), "run {run}: {stderr}");
-            assert_eq!(
-                std::fs::read(synced.join("good.txt")).unwrap(),
-                b"good content"
-            );
-            assert_eq!(
-                std::fs::read(synced.join("sub/inner.txt")).unwrap(),
-                b"inner content"
-            );
+            assert_safe_files_arrived(&synced);
             assert_eq!(
                 std::fs::read_link(synced.join("l1")).unwrap(),
                 Path::new("sub")
