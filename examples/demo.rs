@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use qftp::client::progress::{ProgressBars, should_draw};
 use qftp_client::batch;
-use qftp_client::progress::{ProgressBars, should_draw};
 use qftp_client::transfer::TransferOptions;
 use qftp_client::{Client, ConnectOptions, Trust};
 use qftp_proto::path::RemotePath;

@@ -7,6 +7,7 @@ mod hardening_links;
 mod hardening_login;
 mod hardening_quota;
 mod hardening_resources;
+mod hostile_server;
 mod integrity;
 mod jail;
 mod load;

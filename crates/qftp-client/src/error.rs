@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use qftp_proto::{ErrorKind, ErrorReply};
 use qftp_transport::Fingerprint;
 
+use crate::refusal::Refusal;
+
 /// Something the client could not do.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -68,6 +70,16 @@ pub enum ClientError {
         path: PathBuf,
         /// The underlying error.
         source: std::io::Error,
+    },
+    /// The server sent an entry that is not safe to write here (a hostile
+    /// or broken server); nothing was written for it.
+    #[error("refused {name:?}: {reason}")]
+    Refused {
+        /// The entry's name as the server sent it (or the part of it
+        /// that reached the destination).
+        name: String,
+        /// Why.
+        reason: Refusal,
     },
     /// The input was not acceptable.
     #[error("{0}")]

@@ -1,5 +1,6 @@
-//! The qftp client: a typed async API over one QUIC connection, and the
-//! `qftp` command built on it.
+//! The qftp client library: a typed async API over one QUIC connection.
+//! It has no argument parser, prompt or progress bar; the `qftp` program
+//! (the root package) puts those on top, and any other program can too.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), qftp_client::ClientError> {
@@ -21,24 +22,30 @@
 //! * [`transfer`]: uploads and downloads with hashing, resume and progress
 //!   events; [`batch`] runs many of them in parallel and expands trees.
 //! * [`sync`]: tree comparison and `qftp sync`, on top of [`batch`].
+//! * [`destination`]: every local write of a pull, confined beneath the
+//!   destination directory; [`refusal`]: why an entry was not written.
 //! * [`settings`]: the client's config directory and its saved session.
-//! * [`progress`]: terminal progress bars for transfer events.
-//! * [`cli`] and [`shell`]: the `qftp` command and its interactive prompt.
+//!
+//! Progress reaches a program through [`observer::TransferObserver`]
+//! (also reachable as `transfer::TransferObserver`):
+//! every transfer reports when it starts, each batch of bytes moved, and
+//! how it ended. Errors are [`ClientError`].
 //!
 //! This crate never stores a password: `qftp login` exchanges it for a
 //! session token, and only the token is saved.
 
 pub mod batch;
-pub mod cli;
 pub mod connection;
+pub mod destination;
 pub mod error;
-pub mod progress;
+pub mod observer;
+pub mod refusal;
 pub mod settings;
-pub mod shell;
 pub mod sync;
 pub mod transfer;
 pub mod trust;
 
 pub use connection::{Client, ConnectOptions};
 pub use error::ClientError;
+pub use refusal::Refusal;
 pub use trust::Trust;

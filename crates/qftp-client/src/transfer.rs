@@ -6,6 +6,10 @@
 //! other way round: the client offers its local partial's length and hash.
 //! Either way the whole file's BLAKE3 is checked before the file appears
 //! under its final name (on the server for uploads, here for downloads).
+//!
+//! Where a download lands is not decided here: it is written beneath a
+//! [`crate::destination::Destination`], which refuses unsafe names. Many
+//! transfers at once are [`crate::batch`]'s business.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -15,43 +19,9 @@ use qftp_proto::{ErrorKind, Request, Response, ResumePoint};
 use qftp_transport::pump::{self, PumpError};
 
 use crate::connection::Client;
+use crate::destination::{Destination, LocalName};
 use crate::error::ClientError;
-
-/// Receives transfer events, e.g. to draw progress bars.
-///
-/// `job` identifies one file within a batch; events of different jobs
-/// arrive from different tasks concurrently.
-pub trait TransferObserver: Send + Sync {
-    /// A file's transfer starts; `resumed` bytes are already in place.
-    fn started(&self, job: usize, label: &str, size: u64, resumed: u64) {
-        let _ = (job, label, size, resumed);
-    }
-    /// `bytes` more bytes moved.
-    fn advanced(&self, job: usize, bytes: u64) {
-        let _ = (job, bytes);
-    }
-    /// The file is done, or failed.
-    fn finished(&self, job: usize, result: Result<&TransferOutcome, &ClientError>) {
-        let _ = (job, result);
-    }
-}
-
-/// An observer that ignores everything.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Silent;
-
-impl TransferObserver for Silent {}
-
-/// How one file went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct TransferOutcome {
-    /// The file's size.
-    pub size: u64,
-    /// Bytes that travelled in this attempt.
-    pub transferred: u64,
-    /// Bytes that were already in place from an earlier attempt.
-    pub resumed: u64,
-}
+pub use crate::observer::{SharedObserver, Silent, TransferObserver, TransferOutcome};
 
 /// Options of one transfer.
 #[derive(Debug, Clone)]
@@ -311,7 +281,8 @@ pub fn local_partial_path(local: &Path) -> Result<PathBuf, ClientError> {
     Ok(local.with_file_name(qftp_proto::partial_name(name)))
 }
 
-/// Downloads the remote file `remote` to the local path `local`.
+/// Downloads the remote file `remote` to the local path `local`, whose
+/// directory must exist.
 pub async fn download(
     client: &Client,
     remote: &str,
@@ -320,7 +291,37 @@ pub async fn download(
     observer: &dyn TransferObserver,
     job: usize,
 ) -> Result<TransferOutcome, ClientError> {
-    let result = download_inner(client, remote, local, options, observer, job).await;
+    let (directory, name) = split_local(local)?;
+    let destination = Destination::open(directory, false)?;
+    download_beneath(client, remote, &destination, &name, options, observer, job).await
+}
+
+/// The directory of `local` and its last name.
+fn split_local(local: &Path) -> Result<(&Path, LocalName), ClientError> {
+    let unusable = || ClientError::Usage(format!("{}: not a usable file name", local.display()));
+    let name = local
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or_else(unusable)?;
+    let name = LocalName::parse(name).map_err(|_| unusable())?;
+    let directory = local
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    Ok((directory, name))
+}
+
+/// Downloads the remote file `remote` to `name` beneath `destination`.
+pub async fn download_beneath(
+    client: &Client,
+    remote: &str,
+    destination: &Destination,
+    name: &LocalName,
+    options: &TransferOptions,
+    observer: &dyn TransferObserver,
+    job: usize,
+) -> Result<TransferOutcome, ClientError> {
+    let result = download_inner(client, remote, destination, name, options, observer, job).await;
     observer.finished(job, result.as_ref());
     result
 }
@@ -328,46 +329,33 @@ pub async fn download(
 async fn download_inner(
     client: &Client,
     remote: &str,
-    local: &Path,
+    destination: &Destination,
+    name: &LocalName,
     options: &TransferOptions,
     observer: &dyn TransferObserver,
     job: usize,
 ) -> Result<TransferOutcome, ClientError> {
-    let partial = local_partial_path(local)?;
-    let partial_path = partial.clone();
+    // Opening walks a few directories; it is quick enough to stay here.
+    let partial = destination.open_partial(name)?;
     let resume = options.resume;
-    let (file, local_resume, hasher) = blocking(move || {
-        let path = &partial_path;
-        if let Ok(metadata) = std::fs::symlink_metadata(path)
-            && !metadata.is_file()
-        {
-            return Err(ClientError::Usage(format!(
-                "{}: exists and is not a regular file",
-                path.display()
-            )));
-        }
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|error| ClientError::local(path, error))?;
-        let length = file
+    let (partial, local_resume, hasher) = blocking(move || {
+        let path = partial.partial_path();
+        let length = partial
+            .file
             .metadata()
-            .map_err(|error| ClientError::local(path, error))?
+            .map_err(|error| ClientError::local(&path, error))?
             .len();
         let mut hasher = blake3::Hasher::new();
         if resume && length > 0 {
-            pump::hash_prefix(&file, length, &mut hasher)
-                .map_err(|error| ClientError::local(path, error))?;
+            pump::hash_prefix(&partial.file, length, &mut hasher)
+                .map_err(|error| ClientError::local(&path, error))?;
             let point = ResumePoint {
                 offset: length,
                 prefix_hash: *hasher.finalize().as_bytes(),
             };
-            return Ok((file, Some(point), hasher));
+            return Ok((partial, Some(point), hasher));
         }
-        Ok((file, None, hasher))
+        Ok((partial, None, hasher))
     })
     .await?;
 
@@ -390,7 +378,7 @@ async fn download_inner(
         Err(error) => {
             // Leave no empty partial behind for a file that never came.
             if local_resume.is_none() {
-                let _ = std::fs::remove_file(&partial);
+                partial.discard();
             }
             return Err(error);
         }
@@ -414,6 +402,11 @@ async fn download_inner(
     };
     observer.started(job, remote, size, offset);
     let mut recv = stream_waiter.stream().await?;
+    let partial_path = partial.partial_path();
+    let file = partial
+        .file
+        .try_clone()
+        .map_err(|error| ClientError::local(&partial_path, error))?;
     let (file, hasher) = pump::receive_file(
         &mut recv,
         file,
@@ -427,43 +420,20 @@ async fn download_inner(
         },
     )
     .await
-    .map_err(|error| pump_error(&partial, error))?;
+    .map_err(|error| pump_error(&partial_path, error))?;
+    drop(file);
     let done = responses.next().await?;
     let Response::GetDone { hash } = done else {
         return Err(unexpected(&done));
     };
-    let local = local.to_owned();
     let verified = hasher.finalize().as_bytes() == &hash;
     blocking(move || {
         if !verified {
-            let _ = std::fs::remove_file(&partial);
-            return Err(ClientError::IntegrityMismatch { path: local });
+            let path = partial.final_path().to_owned();
+            partial.discard();
+            return Err(ClientError::IntegrityMismatch { path });
         }
-        if let Some(mtime) = mtime.to_system_time() {
-            filetime::set_file_handle_times(
-                &file,
-                None,
-                Some(filetime::FileTime::from_system_time(mtime)),
-            )
-            .map_err(|error| ClientError::local(&partial, error))?;
-        }
-        file.sync_all()
-            .map_err(|error| ClientError::local(&partial, error))?;
-        if std::fs::symlink_metadata(&local).is_ok_and(|metadata| metadata.is_dir()) {
-            return Err(ClientError::Usage(format!(
-                "{}: is a directory",
-                local.display()
-            )));
-        }
-        std::fs::rename(&partial, &local).map_err(|error| ClientError::local(&local, error))?;
-        if let Some(parent) = local
-            .parent()
-            .filter(|parent| !parent.as_os_str().is_empty())
-            && let Ok(directory) = std::fs::File::open(parent)
-        {
-            let _ = directory.sync_all();
-        }
-        Ok(())
+        partial.commit(mtime.to_system_time())
     })
     .await?;
     Ok(TransferOutcome {
@@ -482,6 +452,3 @@ pub fn is_retryable(error: &ClientError) -> bool {
         _ => false,
     }
 }
-
-/// Shares an observer between tasks.
-pub type SharedObserver = Arc<dyn TransferObserver>;

@@ -8,10 +8,10 @@
 //!
 //! The verifier still checks the TLS handshake signature against the
 //! presented certificate, so a pinned fingerprint proves the server holds
-//! the matching private key.
+//! the matching private key. Asking a person whether to trust an unknown
+//! certificate is the program's business, not this module's.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -210,34 +210,6 @@ impl KnownHosts {
         }
         crate::settings::write_private(&self.path, text.as_bytes())
     }
-}
-
-/// Asks on the terminal whether to trust an unknown certificate.
-pub fn ask_to_trust(host: &str, fingerprint: Fingerprint) -> Result<bool, ClientError> {
-    use std::io::IsTerminal as _;
-    if !std::io::stdin().is_terminal() {
-        return Err(ClientError::Usage(format!(
-            "the certificate of {host} is unknown ({fingerprint}); \
-             check it with the server's admin (`qftp-server cert fingerprint`) and pass \
-             --fingerprint {fingerprint}, or --trust to accept it"
-        )));
-    }
-    let mut stderr = std::io::stderr();
-    let _ = write!(
-        stderr,
-        "The authenticity of {host} can't be established.\n\
-         Certificate fingerprint is {fingerprint}.\n\
-         Are you sure you want to continue connecting (yes/no)? "
-    );
-    let _ = stderr.flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .read_line(&mut answer)
-        .map_err(|error| ClientError::local("<stdin>", error))?;
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
 }
 
 #[cfg(test)]

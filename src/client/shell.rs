@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use rustyline::error::ReadlineError;
 
-use crate::cli::{Cli, Command, Session, execute};
+use super::cli::{Cli, Command};
+use super::commands::execute;
+use super::session::Session;
 
 /// The history file's name in the config directory.
 const HISTORY_FILE: &str = "history";

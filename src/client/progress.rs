@@ -1,5 +1,6 @@
 //! Progress bars for transfers: one per file in flight and one for the
-//! total, drawn on stderr only when it is a terminal.
+//! total, drawn on stderr only when it is a terminal. They watch transfers
+//! through the library's [`TransferObserver`]; they start none.
 
 use std::collections::HashMap;
 use std::io::IsTerminal as _;
@@ -9,8 +10,8 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::error::ClientError;
-use crate::transfer::{TransferObserver, TransferOutcome};
+use qftp_client::ClientError;
+use qftp_client::transfer::{TransferObserver, TransferOutcome};
 
 /// Files smaller than this get no bar of their own (they finish before a
 /// bar could be read); they still count in the total.

@@ -1,0 +1,11 @@
+//! Many transfers at once: expanding `put`/`get` arguments into per-file
+//! jobs, and running them with a bounded number in flight on one
+//! connection, each file on its own stream.
+//!
+//! [`plan`] expands the arguments, [`run`] carries the jobs out.
+
+pub mod plan;
+pub mod run;
+
+pub use plan::{DownloadJob, DownloadPlan, UploadJob, UploadPlan, plan_download, plan_upload};
+pub use run::{BatchReport, download, download_beneath, upload};

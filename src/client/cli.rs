@@ -1,0 +1,252 @@
+//! The `qftp` command table: every command and its arguments, as clap
+//! parses them. Shared by the command line and the interactive shell; it
+//! runs nothing itself ([`super::commands`] does).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use qftp_client::transfer::TransferOptions;
+use qftp_transport::Fingerprint;
+
+/// qftp: fast, verified file transfer over QUIC.
+#[derive(Debug, Parser)]
+#[command(
+    name = "qftp",
+    version,
+    about,
+    after_help = "Example:\n  qftp login alice@files.example.org\n  qftp put -r photos/ /backup/\n  qftp ls -l /backup"
+)]
+pub struct Cli {
+    /// Show more detail, including the cause chain of errors.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Give up on a silent server after this many seconds (2 to 60; 20
+    /// when not given). A longer timeout rides out longer network outages, a
+    /// shorter one notices a dead path sooner; an interrupted transfer
+    /// resumes when run again. Keep-alives go out every third of it, which
+    /// keeps them inside the server's own idle timeout (60 s by default).
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        env = "QFTP_IDLE_TIMEOUT",
+        value_parser = clap::value_parser!(u64).range(2..=60)
+    )]
+    pub idle_timeout: Option<u64>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Log in to a server and remember the session.
+    #[command(
+        after_help = "Example:\n  qftp login alice@files.example.org:4433\n  echo \"$PASSWORD\" | qftp login alice@127.0.0.1:4433 --password-stdin --fingerprint SHA256:..."
+    )]
+    Login(LoginArgs),
+    /// End the session on the server and forget it here.
+    #[command(after_help = "Example:\n  qftp logout")]
+    Logout,
+    /// Show who is logged in, where.
+    #[command(after_help = "Example:\n  qftp whoami")]
+    Whoami,
+    /// Print the remote current directory.
+    #[command(after_help = "Example:\n  qftp pwd")]
+    Pwd,
+    /// Change the remote current directory (remembered between commands).
+    #[command(after_help = "Example:\n  qftp cd photos/2024\n  qftp cd ..")]
+    Cd {
+        /// The directory; the home directory when omitted.
+        path: Option<String>,
+    },
+    /// List a remote directory.
+    #[command(after_help = "Example:\n  qftp ls -l photos")]
+    Ls {
+        /// The directory or file; the current directory when omitted.
+        path: Option<String>,
+        /// Long format: kind, permissions, size, modification time.
+        #[arg(short = 'l', long)]
+        long: bool,
+        /// JSON output, one array of entries.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create remote directories.
+    #[command(after_help = "Example:\n  qftp mkdir -p backup/2024/11")]
+    Mkdir {
+        /// Create missing parents, accept existing directories.
+        #[arg(short, long)]
+        parents: bool,
+        /// The directories.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Remove remote files or directories.
+    #[command(after_help = "Example:\n  qftp rm old.log\n  qftp rm -r old-backups")]
+    Rm {
+        /// Remove directories and their contents.
+        #[arg(short, long)]
+        recursive: bool,
+        /// What to remove.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Move or rename a remote file or directory.
+    #[command(
+        after_help = "Example:\n  qftp mv draft.txt final.txt\n  qftp mv report.pdf archive/"
+    )]
+    Mv {
+        /// The existing path.
+        from: String,
+        /// The new path, or a directory to move into.
+        to: String,
+    },
+    /// Show quota use.
+    #[command(after_help = "Example:\n  qftp df")]
+    Df,
+    /// Upload files (the last argument is the remote destination when there are several).
+    #[command(after_help = "Example:\n  qftp put report.pdf\n  qftp put -r -j 16 photos/ backup/")]
+    Put {
+        /// Local files, then optionally the remote destination.
+        #[arg(required = true, num_args = 1..)]
+        paths: Vec<String>,
+        #[command(flatten)]
+        transfer: TransferArgs,
+    },
+    /// Download files (the last argument is the local destination when there are several).
+    #[command(
+        after_help = "Example:\n  qftp get report.pdf\n  qftp get -r backup/photos ./restore"
+    )]
+    Get {
+        /// Remote files, then optionally the local destination.
+        #[arg(required = true, num_args = 1..)]
+        paths: Vec<String>,
+        #[command(flatten)]
+        transfer: TransferArgs,
+    },
+    /// Make a destination tree match a source tree (push, or --pull).
+    #[command(
+        after_help = "Example:\n  qftp sync --delete -j 16 site/ /www\n  qftp sync --pull --exclude '*.tmp' /datasets/2024 ./data"
+    )]
+    Sync(SyncArgs),
+    /// An interactive prompt with these commands over one connection.
+    #[command(after_help = "Example:\n  qftp shell")]
+    Shell,
+    /// Print shell completions.
+    #[command(after_help = "Example:\n  qftp completions bash > /etc/bash_completion.d/qftp")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Arguments of `login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The server, as [USER@]HOST[:PORT] (port 4433 when omitted).
+    pub server: String,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Trust servers whose certificate is signed by this CA (PEM file).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["fingerprint", "trust"])]
+    pub ca: Option<PathBuf>,
+    /// Expect this certificate fingerprint (SHA256:HEX) and pin it.
+    #[arg(long, value_name = "SHA256:HEX", conflicts_with = "trust")]
+    pub fingerprint: Option<Fingerprint>,
+    /// Accept and pin an unknown certificate without asking.
+    #[arg(long)]
+    pub trust: bool,
+}
+
+/// Arguments of `sync`.
+#[derive(Debug, Args, Clone)]
+pub struct SyncArgs {
+    /// The source: a local directory, or with --pull a remote one.
+    pub source: String,
+    /// The destination: a remote directory, or with --pull a local one.
+    pub destination: String,
+    /// Pull from the server instead of pushing to it.
+    #[arg(long)]
+    pub pull: bool,
+    /// Remove destination entries the source does not have.
+    #[arg(long)]
+    pub delete: bool,
+    /// Print the plan and change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Compare BLAKE3 hashes instead of size and modification time.
+    #[arg(short, long)]
+    pub checksum: bool,
+    /// Leave out entries matching this glob (a name, or a path with `/`); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Recreate symlinks (only those that stay inside the tree) instead of skipping them.
+    #[arg(long)]
+    pub links: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Arguments of `put` and `get`.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct TransferArgs {
+    /// Copy directories recursively.
+    #[arg(short, long)]
+    pub recursive: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// How transfers run, for `put`, `get` and `sync`.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct RunArgs {
+    /// Files in flight at once, each on its own stream.
+    #[arg(short = 'j', long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// Start over instead of resuming from partial files.
+    #[arg(long)]
+    pub no_resume: bool,
+    /// No progress bars and no summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Limit the total rate, in bytes per second (e.g. 10MiB).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub limit_rate: Option<u64>,
+}
+
+fn parse_rate(text: &str) -> Result<u64, String> {
+    let text = text.strip_suffix("/s").unwrap_or(text);
+    match qftp_proto::size::parse_size(text) {
+        Ok(0) => Err("the rate must be above zero".into()),
+        Ok(rate) => Ok(rate),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+impl RunArgs {
+    /// The transfer options these arguments ask for.
+    pub fn options(&self) -> TransferOptions {
+        TransferOptions {
+            resume: !self.no_resume,
+            rate_limit: self
+                .limit_rate
+                .map(|rate| Arc::new(qftp_transport::pump::RateLimit::new(rate))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

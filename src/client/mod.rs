@@ -1,0 +1,26 @@
+//! The `qftp` program, on top of the [`qftp_client`] library: everything
+//! that belongs to a terminal and not to a library.
+//!
+//! * [`cli`]: the command table (clap), shared by the command line and the
+//!   shell.
+//! * [`program`]: the entry called by `src/bin/qftp.rs`: logging, the
+//!   runtime, dispatch, errors as one line and an exit code.
+//! * [`session`]: login, logout and connecting with the saved session.
+//! * [`prompt`]: the password and certificate questions.
+//! * [`commands`]: running one command on a connected session.
+//! * [`shell`]: the interactive prompt.
+//! * [`progress`]: indicatif bars, a [`qftp_client::transfer::TransferObserver`].
+//! * [`listing`]: how `ls` prints entries.
+//!
+//! Files import each other in one direction: `program` → `shell` →
+//! `commands` → `session` → `prompt`, with `cli`, `progress` and `listing`
+//! below them all.
+
+pub mod cli;
+pub mod commands;
+pub mod listing;
+pub mod program;
+pub mod progress;
+pub mod prompt;
+pub mod session;
+pub mod shell;
