@@ -1,1 +1,3 @@
 //! End-to-end tests and examples for qftp live in `tests/` and `examples/`.
+
+pub mod server;

@@ -23,7 +23,7 @@ fn binaries() -> &'static Path {
             .to_owned();
         let mut build = Command::new(env!("CARGO"));
         build
-            .args(["build", "--bins", "-p", "qftp-server", "-p", "qftp-client"])
+            .args(["build", "--bins", "-p", "qftp-client"])
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         if directory.file_name().is_some_and(|name| name == "release") {
             build.arg("--release");
@@ -38,7 +38,10 @@ fn binaries() -> &'static Path {
 
 /// The path of a built binary.
 pub fn binary(name: &str) -> PathBuf {
-    binaries().join(name)
+    match name {
+        "qftp-server" => PathBuf::from(env!("CARGO_BIN_EXE_qftp-server")),
+        _ => binaries().join(name),
+    }
 }
 
 /// Runs a command to completion with `input` on stdin.

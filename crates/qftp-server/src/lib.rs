@@ -1,10 +1,13 @@
 //! The qftp server: users with jailed homes and quotas, serving logins,
 //! navigation and file transfers over QUIC.
 //!
-//! The binary `qftp-server` is a thin layer over this library: [`cli`] parses
-//! the command line, [`server::run`] runs the listener.
+//! The program `qftp-server` (in the root package) is a thin layer over this
+//! library: it parses the command line, prompts for passwords and prints;
+//! [`admin`] does the administrator's work and [`server::run`] runs the
+//! listener. Nothing here parses arguments, prompts or draws on a terminal.
 //!
 //! Code map:
+//! * [`admin`]: creating a server root and managing its users.
 //! * [`config`]: the server root's layout and `config.toml`.
 //! * [`certs`]: the self-signed development certificate.
 //! * [`userdb`]: the SQLite user store (password hashes, quotas, sessions).
@@ -19,9 +22,9 @@
 //! * [`tree`]: traversals of any depth that hold a bounded number of directory handles.
 //! * [`server`], [`connection`], [`transfer`]: the QUIC side.
 
+pub mod admin;
 pub mod auth;
 pub mod certs;
-pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod durable;

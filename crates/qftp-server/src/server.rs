@@ -12,19 +12,63 @@ use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use anyhow::Context as _;
 use qftp_transport::Fingerprint;
 use qftp_transport::tuning::{Congestion, PathProfile, TransportLimits, login_stage_config};
 use quinn::crypto::rustls::QuicServerConfig;
 use tokio::sync::Semaphore;
 
 use crate::auth::LoginGuard;
+use crate::certs::CertError;
 use crate::config::{ServerConfig, ServerRoot};
 use crate::durable::DirSyncer;
 use crate::error::RequestError;
 use crate::limits::Refusal;
 use crate::quota::QuotaBook;
-use crate::userdb::UserDb;
+use crate::userdb::{DbError, UserDb};
+
+/// The server could not be set up or could not start listening.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The certificate or its key could not be read.
+    #[error(transparent)]
+    Certificate(#[from] CertError),
+    /// The certificate file holds no certificate.
+    #[error("the certificate file holds no certificate")]
+    NoCertificate,
+    /// The TLS library does not offer TLS 1.3.
+    #[error("TLS 1.3 is not available")]
+    Tls13(#[source] rustls::Error),
+    /// The key does not belong to the certificate.
+    #[error("the certificate and key do not match")]
+    KeyMismatch(#[source] rustls::Error),
+    /// QUIC cannot use the TLS configuration.
+    #[error("building the QUIC TLS config")]
+    QuicTls(#[source] quinn::crypto::rustls::NoInitialCipherSuite),
+    /// A setting (in `config.toml` or the environment) has an unusable value.
+    #[error("{0}")]
+    Setting(String),
+    /// The UDP socket could not be bound.
+    #[error("cannot listen on {address}")]
+    Listen {
+        /// The address asked for.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The user database could not be opened.
+    #[error("opening the user database {}", path.display())]
+    Database {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: DbError,
+    },
+    /// The socket's address could not be read or the `listening on` line
+    /// could not be written.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
 
 /// What all connections share.
 #[derive(Debug)]
@@ -159,31 +203,27 @@ impl Server {
         root: ServerRoot,
         config: ServerConfig,
         listen: SocketAddr,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, ServerError> {
         let (certificates, key) = crate::certs::load(&root.cert_file(), &root.key_file())?;
-        let fingerprint = Fingerprint::of_der(
-            certificates
-                .first()
-                .context("the certificate file holds no certificate")?,
-        );
+        let fingerprint =
+            Fingerprint::of_der(certificates.first().ok_or(ServerError::NoCertificate)?);
         let mut tls =
             rustls::ServerConfig::builder_with_provider(qftp_transport::crypto_provider())
                 .with_protocol_versions(&[&rustls::version::TLS13])
-                .context("TLS 1.3 is not available")?
+                .map_err(ServerError::Tls13)?
                 .with_no_client_auth()
                 .with_single_cert(certificates, key)
-                .context("the certificate and key do not match")?;
+                .map_err(ServerError::KeyMismatch)?;
         tls.alpn_protocols = vec![qftp_proto::ALPN.to_vec()];
         tls.max_early_data_size = 0;
-        let crypto =
-            Arc::new(QuicServerConfig::try_from(tls).context("building the QUIC TLS config")?);
-        let receive_window = config.receive_window().map_err(anyhow::Error::msg)?;
+        let crypto = Arc::new(QuicServerConfig::try_from(tls).map_err(ServerError::QuicTls)?);
+        let receive_window = config.receive_window().map_err(ServerError::Setting)?;
         let limits = TransportLimits {
             idle_timeout: config.idle_timeout(),
             max_uni_streams: config.max_streams_per_connection,
             stream_window: receive_window / 2,
             connection_window: receive_window,
-            congestion: Congestion::from_env().map_err(anyhow::Error::msg)?,
+            congestion: Congestion::from_env().map_err(ServerError::Setting)?,
             ..TransportLimits::default()
         };
         let path_config = |profile| {
@@ -194,16 +234,18 @@ impl Server {
         let network_config = path_config(PathProfile::Network);
         let loopback_config = path_config(PathProfile::Loopback);
         let endpoint = qftp_transport::tuning::endpoint(listen, Some((*network_config).clone()))
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        let db = UserDb::open(&root.database())
-            .with_context(|| format!("opening the user database {}", root.database().display()))?;
+            .map_err(|source| ServerError::Listen {
+                address: listen,
+                source,
+            })?;
+        let db = UserDb::open(&root.database()).map_err(|source| ServerError::Database {
+            path: root.database(),
+            source,
+        })?;
         let db = Arc::new(db);
         let ledger_limits = crate::quota::LedgerLimits {
             max_entries: config.limits.max_entries_per_user,
-            entry_cost: config
-                .limits
-                .entry_cost()
-                .map_err(|message| anyhow::anyhow!(message))?,
+            entry_cost: config.limits.entry_cost().map_err(ServerError::Setting)?,
         };
         let state = Arc::new(ServerState {
             login_guard: LoginGuard::new(config.login.clone()),
@@ -280,7 +322,11 @@ impl Server {
 
 /// Binds `listen`, prints the `listening on` line and serves until Ctrl-C
 /// or SIGTERM.
-pub async fn run(root: ServerRoot, config: ServerConfig, listen: SocketAddr) -> anyhow::Result<()> {
+pub async fn run(
+    root: ServerRoot,
+    config: ServerConfig,
+    listen: SocketAddr,
+) -> Result<(), ServerError> {
     raise_open_file_limit();
     let server = Server::bind(root, config, listen)?;
     let address = server.local_addr()?;
