@@ -20,7 +20,12 @@
 //! * [`quota`]: reservations that keep parallel uploads inside a quota.
 //! * [`partials`]: partial upload files: safe opening and the sweep of abandoned ones.
 //! * [`tree`]: traversals of any depth that hold a bounded number of directory handles.
-//! * [`server`], [`connection`], [`transfer`]: the QUIC side.
+//! * [`state`]: what all connections of a server share.
+//! * [`server`]: the listener: TLS, the accept loop, shutdown.
+//! * [`connection`]: one connection: hello, login stage, request loop, data streams.
+//! * `session`: the logged-in user, and the context each request runs with.
+//! * `requests`: what each request of a logged-in connection does.
+//! * [`transfer`]: uploads (with the atomic commit) and downloads.
 
 pub mod admin;
 pub mod auth;
@@ -36,7 +41,10 @@ pub mod links;
 pub mod open_uploads;
 pub mod partials;
 pub mod quota;
+mod requests;
 pub mod server;
+mod session;
+pub mod state;
 pub mod transfer;
 pub mod tree;
 pub mod userdb;

@@ -1,29 +1,24 @@
-//! The QUIC listener: TLS setup, connection limits, the accept loop and the
-//! state every connection shares.
+//! The QUIC listener: TLS setup, the global connection limit, the accept
+//! loop, the periodic sweep and the shutdown on a signal.
 //!
 //! Connections are accepted in the login stage (no data streams, a small
 //! receive window; see [`qftp_transport::tuning::login_stage_config`]) and
 //! counted per address until they log in. Serving a connection is
-//! [`crate::connection`]'s.
+//! [`crate::connection`]'s; what connections share is [`crate::state`]'s.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write as _;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use qftp_transport::Fingerprint;
 use qftp_transport::tuning::{Congestion, PathProfile, TransportLimits, login_stage_config};
 use quinn::crypto::rustls::QuicServerConfig;
-use tokio::sync::Semaphore;
 
-use crate::auth::LoginGuard;
 use crate::certs::CertError;
 use crate::config::{ServerConfig, ServerRoot};
-use crate::durable::DirSyncer;
-use crate::error::RequestError;
-use crate::limits::Refusal;
 use crate::quota::QuotaBook;
+use crate::state::ServerState;
 use crate::userdb::{DbError, UserDb};
 
 /// The server could not be set up or could not start listening.
@@ -68,123 +63,6 @@ pub enum ServerError {
     /// could not be written.
     #[error(transparent)]
     Io(#[from] std::io::Error),
-}
-
-/// What all connections share.
-#[derive(Debug)]
-pub struct ServerState {
-    /// The server root's layout.
-    pub root: ServerRoot,
-    /// The loaded configuration.
-    pub config: ServerConfig,
-    /// The user store.
-    pub db: Arc<UserDb>,
-    /// Login throttling and password checks.
-    pub login_guard: LoginGuard,
-    /// Per-user upload reservations.
-    pub quotas: QuotaBook,
-    /// Per-user counts of open uploads (`limits.max_open_uploads_per_user`).
-    pub open_uploads: crate::open_uploads::OpenUploads,
-    /// Directory flushes shared among concurrent uploads.
-    pub dir_sync: DirSyncer,
-    /// Sessions revoked by this server so far (logouts); a change tells
-    /// open connections to check their session again at once.
-    pub revocations: std::sync::atomic::AtomicU64,
-    /// The transport limits a connection gets once it has logged in.
-    pub transport: TransportLimits,
-    connections: Arc<Semaphore>,
-    per_user: Mutex<HashMap<String, usize>>,
-    unauthenticated: Mutex<HashMap<IpAddr, usize>>,
-}
-
-/// Counts one connection of an address that has not logged in yet, until
-/// it logs in or ends.
-#[derive(Debug)]
-pub struct UnauthenticatedGuard {
-    state: Arc<ServerState>,
-    address: IpAddr,
-}
-
-impl Drop for UnauthenticatedGuard {
-    fn drop(&mut self) {
-        let mut counts = self
-            .state
-            .unauthenticated
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(count) = counts.get_mut(&self.address) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.address);
-            }
-        }
-    }
-}
-
-/// Counts one authenticated connection of a user while it lives.
-#[derive(Debug)]
-pub struct UserConnectionGuard {
-    state: Arc<ServerState>,
-    user: String,
-}
-
-impl Drop for UserConnectionGuard {
-    fn drop(&mut self) {
-        let mut per_user = self.state.per_user.lock().expect("per-user lock");
-        if let Some(count) = per_user.get_mut(&self.user) {
-            *count -= 1;
-            if *count == 0 {
-                per_user.remove(&self.user);
-            }
-        }
-    }
-}
-
-impl ServerState {
-    /// Registers a connection of `user`, or `None` when they are at their limit.
-    pub fn admit_user(self: &Arc<Self>, user: &str) -> Option<UserConnectionGuard> {
-        let mut per_user = self.per_user.lock().expect("per-user lock");
-        let count = per_user.entry(user.to_owned()).or_insert(0);
-        if *count >= self.config.max_connections_per_user {
-            return None;
-        }
-        *count += 1;
-        Some(UserConnectionGuard {
-            state: Arc::clone(self),
-            user: user.to_owned(),
-        })
-    }
-
-    /// Registers a connection from `address` that has not logged in yet,
-    /// or refuses it when the address has
-    /// `limits.max_unauthenticated_per_address` of them already.
-    pub fn admit_unauthenticated(
-        self: &Arc<Self>,
-        address: IpAddr,
-    ) -> Result<UnauthenticatedGuard, RequestError> {
-        let limit = self.config.limits.max_unauthenticated_per_address;
-        let mut counts = self
-            .unauthenticated
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = counts.entry(address).or_insert(0);
-        if *count >= limit {
-            let (value, who) = (limit.to_string(), address.to_string());
-            return Err(Refusal {
-                setting: "limits.max_unauthenticated_per_address",
-                value: &value,
-                who: &who,
-            }
-            .refuse(format!(
-                "too many connections from {address} that have not logged in"
-            )));
-        }
-        *count += 1;
-        Ok(UnauthenticatedGuard {
-            state: Arc::clone(self),
-            address,
-        })
-    }
 }
 
 /// A bound, not yet running server.
@@ -247,22 +125,8 @@ impl Server {
             max_entries: config.limits.max_entries_per_user,
             entry_cost: config.limits.entry_cost().map_err(ServerError::Setting)?,
         };
-        let state = Arc::new(ServerState {
-            login_guard: LoginGuard::new(config.login.clone()),
-            connections: Arc::new(Semaphore::new(config.max_connections)),
-            per_user: Mutex::new(HashMap::new()),
-            quotas: QuotaBook::new(Arc::clone(&db), ledger_limits),
-            open_uploads: crate::open_uploads::OpenUploads::new(
-                config.limits.max_open_uploads_per_user,
-            ),
-            dir_sync: DirSyncer::default(),
-            revocations: std::sync::atomic::AtomicU64::new(0),
-            transport: limits,
-            unauthenticated: Mutex::new(HashMap::new()),
-            db,
-            root,
-            config,
-        });
+        let quotas = QuotaBook::new(Arc::clone(&db), ledger_limits);
+        let state = Arc::new(ServerState::new(root, config, db, quotas, limits));
         Ok(Self {
             endpoint,
             state,
@@ -289,7 +153,9 @@ impl Server {
 
     /// Serves connections until `shutdown` completes, then closes them.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let sweeper = tokio::spawn(crate::transfer::sweep_periodically(Arc::clone(&self.state)));
+        let sweeper = tokio::spawn(crate::transfer::sweep::sweep_periodically(Arc::clone(
+            &self.state,
+        )));
         tokio::pin!(shutdown);
         loop {
             let incoming = tokio::select! {
