@@ -1,5 +1,5 @@
 //! The jail of one home: its directory handle, its limits, how it is
-//! opened, and the small path and metadata helpers every operation shares.
+//! opened, and the small path and metadata functions every operation shares.
 //!
 //! The operations themselves live beside this file, one concept each; this
 //! file resolves no client path and changes nothing on disk.

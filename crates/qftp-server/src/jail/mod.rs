@@ -61,7 +61,7 @@
 //!
 //! # Code map
 //!
-//! * `home.rs`: the [`Jail`] of one home, its limits and shared helpers.
+//! * `home.rs`: the [`Jail`] of one home, its limits and the functions all operations share.
 //! * `resolve.rs`: stat, [`JailedTarget`] (where an upload lands), files to read.
 //! * `listing.rs`: listings and walks in chunks.
 //! * `create.rs`: mkdir and symlink.
