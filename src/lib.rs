@@ -3,7 +3,10 @@
 //!
 //! * [`client`]: the `qftp` command (arguments, the shell, prompts,
 //!   progress bars, output, exit codes) on top of `qftp-client`.
+//! * [`server`]: the `qftp-server` command (arguments, password prompts,
+//!   logging set-up, the admin commands' output) on top of `qftp-server`.
 //!
 //! End-to-end tests and examples for qftp live in `tests/` and `examples/`.
 
 pub mod client;
+pub mod server;

@@ -7,42 +7,16 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// The directory holding the built binaries (next to this test's `deps/`),
-/// after making sure they are built and current.
-fn binaries() -> &'static Path {
-    static DIRECTORY: OnceLock<PathBuf> = OnceLock::new();
-    DIRECTORY.get_or_init(|| {
-        let executable = std::env::current_exe().expect("test executable path");
-        let directory = executable
-            .parent()
-            .and_then(Path::parent)
-            .expect("target directory")
-            .to_owned();
-        let mut build = Command::new(env!("CARGO"));
-        build
-            .args(["build", "--bins", "-p", "qftp-server"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if directory.file_name().is_some_and(|name| name == "release") {
-            build.arg("--release");
-        }
-        let status = build
-            .status()
-            .expect("running cargo build for the binaries");
-        assert!(status.success(), "building the binaries failed");
-        directory
-    })
-}
-
-/// The path of a built binary.
+/// The path of a program of this package; cargo builds both for its
+/// integration tests.
 pub fn binary(name: &str) -> PathBuf {
-    if name == "qftp" {
-        // A binary of this package: cargo builds it for its tests.
-        return PathBuf::from(env!("CARGO_BIN_EXE_qftp"));
+    match name {
+        "qftp" => PathBuf::from(env!("CARGO_BIN_EXE_qftp")),
+        "qftp-server" => PathBuf::from(env!("CARGO_BIN_EXE_qftp-server")),
+        other => panic!("no program called {other} in this package"),
     }
-    binaries().join(name)
 }
 
 /// Runs a command to completion with `input` on stdin.

@@ -1,10 +1,13 @@
 //! The qftp server: users with jailed homes and quotas, serving logins,
 //! navigation and file transfers over QUIC.
 //!
-//! The binary `qftp-server` is a thin layer over this library: [`cli`] parses
-//! the command line, [`server::run`] runs the listener.
+//! The program `qftp-server` (in the root package) is a thin layer over this
+//! library: it parses the command line, prompts for passwords and prints;
+//! [`admin`] does the administrator's work and [`server::run`] runs the
+//! listener. Nothing here parses arguments, prompts or draws on a terminal.
 //!
 //! Code map:
+//! * [`admin`]: creating a server root and managing its users.
 //! * [`config`]: the server root's layout and `config.toml`.
 //! * [`certs`]: the self-signed development certificate.
 //! * [`userdb`]: the SQLite user store (password hashes, quotas, sessions).
@@ -17,11 +20,16 @@
 //! * [`quota`]: reservations that keep parallel uploads inside a quota.
 //! * [`partials`]: partial upload files: safe opening and the sweep of abandoned ones.
 //! * [`tree`]: traversals of any depth that hold a bounded number of directory handles.
-//! * [`server`], [`connection`], [`transfer`]: the QUIC side.
+//! * [`state`]: what all connections of a server share.
+//! * [`server`]: the listener: TLS, the accept loop, shutdown.
+//! * [`connection`]: one connection: hello, login stage, request loop, data streams.
+//! * `session`: the logged-in user, and the context each request runs with.
+//! * `requests`: what each request of a logged-in connection does.
+//! * [`transfer`]: uploads (with the atomic commit) and downloads.
 
+pub mod admin;
 pub mod auth;
 pub mod certs;
-pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod durable;
@@ -33,7 +41,10 @@ pub mod links;
 pub mod open_uploads;
 pub mod partials;
 pub mod quota;
+mod requests;
 pub mod server;
+mod session;
+pub mod state;
 pub mod transfer;
 pub mod tree;
 pub mod userdb;

@@ -1,146 +1,68 @@
-//! The QUIC listener: TLS setup, connection limits, the accept loop and the
-//! state every connection shares.
+//! The QUIC listener: TLS setup, the global connection limit, the accept
+//! loop, the periodic sweep and the shutdown on a signal.
 //!
 //! Connections are accepted in the login stage (no data streams, a small
 //! receive window; see [`qftp_transport::tuning::login_stage_config`]) and
 //! counted per address until they log in. Serving a connection is
-//! [`crate::connection`]'s.
+//! [`crate::connection`]'s; what connections share is [`crate::state`]'s.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write as _;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
-use anyhow::Context as _;
 use qftp_transport::Fingerprint;
 use qftp_transport::tuning::{Congestion, PathProfile, TransportLimits, login_stage_config};
 use quinn::crypto::rustls::QuicServerConfig;
-use tokio::sync::Semaphore;
 
-use crate::auth::LoginGuard;
+use crate::certs::CertError;
 use crate::config::{ServerConfig, ServerRoot};
-use crate::durable::DirSyncer;
-use crate::error::RequestError;
-use crate::limits::Refusal;
 use crate::quota::QuotaBook;
-use crate::userdb::UserDb;
+use crate::state::ServerState;
+use crate::userdb::{DbError, UserDb};
 
-/// What all connections share.
-#[derive(Debug)]
-pub struct ServerState {
-    /// The server root's layout.
-    pub root: ServerRoot,
-    /// The loaded configuration.
-    pub config: ServerConfig,
-    /// The user store.
-    pub db: Arc<UserDb>,
-    /// Login throttling and password checks.
-    pub login_guard: LoginGuard,
-    /// Per-user upload reservations.
-    pub quotas: QuotaBook,
-    /// Per-user counts of open uploads (`limits.max_open_uploads_per_user`).
-    pub open_uploads: crate::open_uploads::OpenUploads,
-    /// Directory flushes shared among concurrent uploads.
-    pub dir_sync: DirSyncer,
-    /// Sessions revoked by this server so far (logouts); a change tells
-    /// open connections to check their session again at once.
-    pub revocations: std::sync::atomic::AtomicU64,
-    /// The transport limits a connection gets once it has logged in.
-    pub transport: TransportLimits,
-    connections: Arc<Semaphore>,
-    per_user: Mutex<HashMap<String, usize>>,
-    unauthenticated: Mutex<HashMap<IpAddr, usize>>,
-}
-
-/// Counts one connection of an address that has not logged in yet, until
-/// it logs in or ends.
-#[derive(Debug)]
-pub struct UnauthenticatedGuard {
-    state: Arc<ServerState>,
-    address: IpAddr,
-}
-
-impl Drop for UnauthenticatedGuard {
-    fn drop(&mut self) {
-        let mut counts = self
-            .state
-            .unauthenticated
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(count) = counts.get_mut(&self.address) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.address);
-            }
-        }
-    }
-}
-
-/// Counts one authenticated connection of a user while it lives.
-#[derive(Debug)]
-pub struct UserConnectionGuard {
-    state: Arc<ServerState>,
-    user: String,
-}
-
-impl Drop for UserConnectionGuard {
-    fn drop(&mut self) {
-        let mut per_user = self.state.per_user.lock().expect("per-user lock");
-        if let Some(count) = per_user.get_mut(&self.user) {
-            *count -= 1;
-            if *count == 0 {
-                per_user.remove(&self.user);
-            }
-        }
-    }
-}
-
-impl ServerState {
-    /// Registers a connection of `user`, or `None` when they are at their limit.
-    pub fn admit_user(self: &Arc<Self>, user: &str) -> Option<UserConnectionGuard> {
-        let mut per_user = self.per_user.lock().expect("per-user lock");
-        let count = per_user.entry(user.to_owned()).or_insert(0);
-        if *count >= self.config.max_connections_per_user {
-            return None;
-        }
-        *count += 1;
-        Some(UserConnectionGuard {
-            state: Arc::clone(self),
-            user: user.to_owned(),
-        })
-    }
-
-    /// Registers a connection from `address` that has not logged in yet,
-    /// or refuses it when the address has
-    /// `limits.max_unauthenticated_per_address` of them already.
-    pub fn admit_unauthenticated(
-        self: &Arc<Self>,
-        address: IpAddr,
-    ) -> Result<UnauthenticatedGuard, RequestError> {
-        let limit = self.config.limits.max_unauthenticated_per_address;
-        let mut counts = self
-            .unauthenticated
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = counts.entry(address).or_insert(0);
-        if *count >= limit {
-            let (value, who) = (limit.to_string(), address.to_string());
-            return Err(Refusal {
-                setting: "limits.max_unauthenticated_per_address",
-                value: &value,
-                who: &who,
-            }
-            .refuse(format!(
-                "too many connections from {address} that have not logged in"
-            )));
-        }
-        *count += 1;
-        Ok(UnauthenticatedGuard {
-            state: Arc::clone(self),
-            address,
-        })
-    }
+/// The server could not be set up or could not start listening.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The certificate or its key could not be read.
+    #[error(transparent)]
+    Certificate(#[from] CertError),
+    /// The certificate file holds no certificate.
+    #[error("the certificate file holds no certificate")]
+    NoCertificate,
+    /// The TLS library does not offer TLS 1.3.
+    #[error("TLS 1.3 is not available")]
+    Tls13(#[source] rustls::Error),
+    /// The key does not belong to the certificate.
+    #[error("the certificate and key do not match")]
+    KeyMismatch(#[source] rustls::Error),
+    /// QUIC cannot use the TLS configuration.
+    #[error("building the QUIC TLS config")]
+    QuicTls(#[source] quinn::crypto::rustls::NoInitialCipherSuite),
+    /// A setting (in `config.toml` or the environment) has an unusable value.
+    #[error("{0}")]
+    Setting(String),
+    /// The UDP socket could not be bound.
+    #[error("cannot listen on {address}")]
+    Listen {
+        /// The address asked for.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The user database could not be opened.
+    #[error("opening the user database {}", path.display())]
+    Database {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: DbError,
+    },
+    /// The socket's address could not be read or the `listening on` line
+    /// could not be written.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 /// A bound, not yet running server.
@@ -159,31 +81,27 @@ impl Server {
         root: ServerRoot,
         config: ServerConfig,
         listen: SocketAddr,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, ServerError> {
         let (certificates, key) = crate::certs::load(&root.cert_file(), &root.key_file())?;
-        let fingerprint = Fingerprint::of_der(
-            certificates
-                .first()
-                .context("the certificate file holds no certificate")?,
-        );
+        let fingerprint =
+            Fingerprint::of_der(certificates.first().ok_or(ServerError::NoCertificate)?);
         let mut tls =
             rustls::ServerConfig::builder_with_provider(qftp_transport::crypto_provider())
                 .with_protocol_versions(&[&rustls::version::TLS13])
-                .context("TLS 1.3 is not available")?
+                .map_err(ServerError::Tls13)?
                 .with_no_client_auth()
                 .with_single_cert(certificates, key)
-                .context("the certificate and key do not match")?;
+                .map_err(ServerError::KeyMismatch)?;
         tls.alpn_protocols = vec![qftp_proto::ALPN.to_vec()];
         tls.max_early_data_size = 0;
-        let crypto =
-            Arc::new(QuicServerConfig::try_from(tls).context("building the QUIC TLS config")?);
-        let receive_window = config.receive_window().map_err(anyhow::Error::msg)?;
+        let crypto = Arc::new(QuicServerConfig::try_from(tls).map_err(ServerError::QuicTls)?);
+        let receive_window = config.receive_window().map_err(ServerError::Setting)?;
         let limits = TransportLimits {
             idle_timeout: config.idle_timeout(),
             max_uni_streams: config.max_streams_per_connection,
             stream_window: receive_window / 2,
             connection_window: receive_window,
-            congestion: Congestion::from_env().map_err(anyhow::Error::msg)?,
+            congestion: Congestion::from_env().map_err(ServerError::Setting)?,
             ..TransportLimits::default()
         };
         let path_config = |profile| {
@@ -194,33 +112,21 @@ impl Server {
         let network_config = path_config(PathProfile::Network);
         let loopback_config = path_config(PathProfile::Loopback);
         let endpoint = qftp_transport::tuning::endpoint(listen, Some((*network_config).clone()))
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        let db = UserDb::open(&root.database())
-            .with_context(|| format!("opening the user database {}", root.database().display()))?;
+            .map_err(|source| ServerError::Listen {
+                address: listen,
+                source,
+            })?;
+        let db = UserDb::open(&root.database()).map_err(|source| ServerError::Database {
+            path: root.database(),
+            source,
+        })?;
         let db = Arc::new(db);
         let ledger_limits = crate::quota::LedgerLimits {
             max_entries: config.limits.max_entries_per_user,
-            entry_cost: config
-                .limits
-                .entry_cost()
-                .map_err(|message| anyhow::anyhow!(message))?,
+            entry_cost: config.limits.entry_cost().map_err(ServerError::Setting)?,
         };
-        let state = Arc::new(ServerState {
-            login_guard: LoginGuard::new(config.login.clone()),
-            connections: Arc::new(Semaphore::new(config.max_connections)),
-            per_user: Mutex::new(HashMap::new()),
-            quotas: QuotaBook::new(Arc::clone(&db), ledger_limits),
-            open_uploads: crate::open_uploads::OpenUploads::new(
-                config.limits.max_open_uploads_per_user,
-            ),
-            dir_sync: DirSyncer::default(),
-            revocations: std::sync::atomic::AtomicU64::new(0),
-            transport: limits,
-            unauthenticated: Mutex::new(HashMap::new()),
-            db,
-            root,
-            config,
-        });
+        let quotas = QuotaBook::new(Arc::clone(&db), ledger_limits);
+        let state = Arc::new(ServerState::new(root, config, db, quotas, limits));
         Ok(Self {
             endpoint,
             state,
@@ -247,7 +153,9 @@ impl Server {
 
     /// Serves connections until `shutdown` completes, then closes them.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let sweeper = tokio::spawn(crate::transfer::sweep_periodically(Arc::clone(&self.state)));
+        let sweeper = tokio::spawn(crate::transfer::sweep::sweep_periodically(Arc::clone(
+            &self.state,
+        )));
         tokio::pin!(shutdown);
         loop {
             let incoming = tokio::select! {
@@ -280,7 +188,11 @@ impl Server {
 
 /// Binds `listen`, prints the `listening on` line and serves until Ctrl-C
 /// or SIGTERM.
-pub async fn run(root: ServerRoot, config: ServerConfig, listen: SocketAddr) -> anyhow::Result<()> {
+pub async fn run(
+    root: ServerRoot,
+    config: ServerConfig,
+    listen: SocketAddr,
+) -> Result<(), ServerError> {
     raise_open_file_limit();
     let server = Server::bind(root, config, listen)?;
     let address = server.local_addr()?;

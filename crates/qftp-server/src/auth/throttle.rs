@@ -1,30 +1,28 @@
-//! Passwords, session tokens and login throttling.
+//! [`LoginGuard`]: the throttle in front of every login, by password or by
+//! token.
 //!
-//! Passwords are stored as argon2id PHC strings. A session token is 32
-//! random bytes written as 64 hex digits; the database keeps only its
-//! SHA-256, so a leaked database does not leak usable tokens. [`LoginGuard`]
-//! stands in front of every login, by password or by token: it counts
-//! failures per address and target, per address and per user, refuses what
-//! failed too often, delays replies after failures, limits how many argon2
-//! hashes run at once, and makes an unknown user cost the same as a wrong
-//! password.
+//! It counts failures per (user, address), per address and per user,
+//! delays replies after failures, blocks at `login.max_failures`,
+//! `max_failures_per_address` and `max_failures_per_user`, keeps addresses
+//! a user logged in from recently open for them, limits how many argon2
+//! checks run at once (in a pool of reused working memories), and re-checks
+//! once a hashing slot is held so that a flood is refused without hashing.
 //!
-//! This module neither stores anything (that is [`crate::userdb`]) nor
-//! speaks the protocol (that is [`crate::connection`]). Nothing here logs a
-//! password or a token.
+//! This module hashes through [`super::password`], reads users from
+//! [`crate::userdb`] on the blocking pool, and speaks no protocol (that is
+//! [`crate::connection`]'s). Nothing here logs a password or a token.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Block, Params, Version};
+use argon2::Block;
 use qftp_proto::ErrorKind;
-use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::password::{dummy_hash, verify_password_in};
 use crate::config::LoginLimits;
 use crate::error::RequestError;
 use crate::limits::Refusal;
@@ -40,21 +38,6 @@ const MAX_KNOWN_PER_USER: usize = 16;
 /// The most failure times remembered per address or user; beyond this the
 /// delay is at its cap anyway.
 const MAX_FAILURES_REMEMBERED: usize = 64;
-
-/// Salt length in bytes (the argon2 recommendation).
-const SALT_BYTES: usize = 16;
-
-/// A password could not be hashed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AuthError {
-    /// The operating system gave no random bytes.
-    #[error("cannot get random bytes: {0}")]
-    Random(getrandom::Error),
-    /// argon2 refused to hash.
-    #[error("cannot hash password: {0}")]
-    Hash(argon2::password_hash::Error),
-}
 
 /// Why a login was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -136,119 +119,6 @@ impl Bound {
             who,
         }
     }
-}
-
-/// Hashes `password` with argon2id (default parameters) and a random salt,
-/// as a PHC string.
-pub fn hash_password(password: &str) -> Result<String, AuthError> {
-    let mut salt = [0u8; SALT_BYTES];
-    getrandom::fill(&mut salt).map_err(AuthError::Random)?;
-    let salt = SaltString::encode_b64(&salt).map_err(AuthError::Hash)?;
-    let hash = Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(AuthError::Hash)?;
-    Ok(hash.to_string())
-}
-
-/// Whether `password` matches `password_hash`; false for a malformed hash.
-pub fn verify_password(password_hash: &str, password: &str) -> bool {
-    match PasswordHash::new(password_hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
-    }
-}
-
-/// The largest argon2 working memory kept for reuse (the default cost
-/// needs 19 MiB); a stored hash asking for more gets a buffer of its own.
-const MAX_POOLED_BLOCKS: usize = 256 * 1024;
-
-/// Like [`verify_password`], but hashing in `memory`, which is grown as the
-/// hash's cost requires and kept by the caller for the next check. Each
-/// check otherwise allocates the whole working memory (19 MiB at the default
-/// cost), and the allocator keeps those blocks after they are freed: a
-/// server with a hundred logins behind it held more than a gigabyte.
-pub fn verify_password_in(password_hash: &str, password: &str, memory: &mut Vec<Block>) -> bool {
-    let Ok(parsed) = PasswordHash::new(password_hash) else {
-        return false;
-    };
-    let (Ok(algorithm), Ok(params)) = (
-        Algorithm::try_from(parsed.algorithm),
-        Params::try_from(&parsed),
-    ) else {
-        return false;
-    };
-    let version = match parsed.version.map(Version::try_from) {
-        None => Version::default(),
-        Some(Ok(version)) => version,
-        Some(Err(_)) => return false,
-    };
-    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
-        return false;
-    };
-    let mut salt_bytes = [0u8; argon2::password_hash::Salt::MAX_LENGTH];
-    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
-        return false;
-    };
-    let blocks = params.block_count();
-    let mut own = Vec::new();
-    let memory = if blocks <= MAX_POOLED_BLOCKS {
-        if memory.len() < blocks {
-            memory.resize(blocks, Block::new());
-        }
-        &mut memory[..blocks]
-    } else {
-        own.resize(blocks, Block::new());
-        &mut own[..]
-    };
-    let mut output = vec![0u8; expected.len()];
-    let hashed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
-        password.as_bytes(),
-        salt,
-        &mut output,
-        memory,
-    );
-    // `Output` compares in constant time.
-    hashed.is_ok()
-        && argon2::password_hash::Output::new(&output).is_ok_and(|output| output == expected)
-}
-
-/// A new session token: 64 hex digits for the client, and the SHA-256 of
-/// that text for the database.
-///
-/// # Panics
-///
-/// If the operating system's random number generator fails, which leaves
-/// no safe way to make a token.
-pub fn new_session_token() -> (String, [u8; 32]) {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the operating system's random number generator failed");
-    let token = hex::encode(bytes);
-    let hash = token_hash(&token);
-    (token, hash)
-}
-
-/// The SHA-256 of a token's text, as the database stores it.
-pub fn token_hash(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
-/// The dummy hash, once computed.
-static DUMMY: OnceLock<String> = OnceLock::new();
-
-/// A fixed argon2id hash (default parameters) that no password matches in
-/// practice, verified against for unknown users so that they cost as much
-/// as known ones. Computed once, by [`LoginGuard::new`].
-fn dummy_hash() -> &'static str {
-    DUMMY.get_or_init(|| {
-        let salt = SaltString::from_b64("cWZ0cC11bmtub3duLXVzZXI")
-            .expect("the fixed salt is valid base64");
-        Argon2::default()
-            .hash_password(b"qftp: no such user", &salt)
-            .expect("argon2 with default parameters and a valid salt cannot fail")
-            .to_string()
-    })
 }
 
 /// The reply delay after `failures` recent failures: `base * 2^(failures-1)`,
@@ -721,6 +591,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
+    use crate::auth::password::{DUMMY, hash_password};
 
     const ADDRESS: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
     const OTHER_ADDRESS: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
@@ -751,71 +622,6 @@ mod tests {
         )
         .unwrap();
         (dir, db)
-    }
-
-    #[test]
-    fn passwords_hash_and_verify() {
-        let hash = hash_password("s3cret").unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(!hash.contains("s3cret"));
-        assert!(verify_password(&hash, "s3cret"));
-        assert!(!verify_password(&hash, "s3cret "));
-        assert_ne!(hash_password("s3cret").unwrap(), hash, "salts must differ");
-        assert!(!verify_password("not a hash", "s3cret"));
-        assert!(!verify_password("", ""));
-    }
-
-    #[test]
-    fn tokens_are_random_hex_with_their_hash() {
-        let (token, hash) = new_session_token();
-        assert_eq!(token.len(), 64);
-        assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_eq!(hash, token_hash(&token));
-        assert_eq!(hash, <[u8; 32]>::from(Sha256::digest(token.as_bytes())));
-        assert_ne!(new_session_token().0, token);
-    }
-
-    #[test]
-    fn checks_in_reused_memory_agree_with_the_plain_check() {
-        let stored = hash_password("correct horse").unwrap();
-        let mut memory = Vec::new();
-        for (password, expected) in [("correct horse", true), ("wrong", false), ("", false)] {
-            assert_eq!(verify_password(&stored, password), expected, "{password}");
-            assert_eq!(
-                verify_password_in(&stored, password, &mut memory),
-                expected,
-                "{password}"
-            );
-        }
-        // The memory is kept at the default cost's size for the next check.
-        assert_eq!(memory.len(), Params::DEFAULT_M_COST as usize);
-        // A hash with other parameters works in the same memory.
-        let cheap = Argon2::new(
-            Algorithm::Argon2id,
-            Version::V0x13,
-            Params::new(64, 1, 1, None).unwrap(),
-        )
-        .hash_password(b"pw", &SaltString::from_b64("c2FsdHNhbHRzYWx0").unwrap())
-        .unwrap()
-        .to_string();
-        assert!(verify_password_in(&cheap, "pw", &mut memory));
-        assert!(!verify_password_in(&cheap, "px", &mut memory));
-        assert!(!verify_password_in("not a hash", "pw", &mut memory));
-        assert!(verify_password_in(
-            dummy_hash(),
-            "qftp: no such user",
-            &mut memory
-        ));
-    }
-
-    #[test]
-    fn dummy_hash_is_argon2id_with_default_cost() {
-        let dummy = PasswordHash::new(dummy_hash()).unwrap();
-        let real_hash = hash_password("x").unwrap();
-        let real = PasswordHash::new(&real_hash).unwrap();
-        assert_eq!(dummy.algorithm, real.algorithm);
-        assert_eq!(dummy.params, real.params);
-        assert!(!verify_password(dummy_hash(), ""));
     }
 
     #[test]

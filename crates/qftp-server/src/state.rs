@@ -1,0 +1,165 @@
+//! What every connection of one server shares: the configuration, the user
+//! store, the quota ledgers, login throttling, and the counts behind the
+//! connection limits (per user, and per address before login).
+//!
+//! This module serves no connection and binds no socket: that is
+//! [`crate::connection`]'s and [`crate::server`]'s. It is the shared piece
+//! both of them, and the transfers, look at.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use qftp_transport::tuning::TransportLimits;
+use tokio::sync::Semaphore;
+
+use crate::auth::LoginGuard;
+use crate::config::{ServerConfig, ServerRoot};
+use crate::durable::DirSyncer;
+use crate::error::RequestError;
+use crate::limits::Refusal;
+use crate::open_uploads::OpenUploads;
+use crate::quota::QuotaBook;
+use crate::userdb::UserDb;
+
+/// What all connections share.
+#[derive(Debug)]
+pub struct ServerState {
+    /// The server root's layout.
+    pub root: ServerRoot,
+    /// The loaded configuration.
+    pub config: ServerConfig,
+    /// The user store.
+    pub db: Arc<UserDb>,
+    /// Login throttling and password checks.
+    pub login_guard: LoginGuard,
+    /// Per-user upload reservations.
+    pub quotas: QuotaBook,
+    /// Per-user counts of open uploads (`limits.max_open_uploads_per_user`).
+    pub open_uploads: OpenUploads,
+    /// Directory flushes shared among concurrent uploads.
+    pub dir_sync: DirSyncer,
+    /// Sessions revoked by this server so far (logouts); a change tells
+    /// open connections to check their session again at once.
+    pub revocations: std::sync::atomic::AtomicU64,
+    /// The transport limits a connection gets once it has logged in.
+    pub transport: TransportLimits,
+    /// The connections that may be open at once (`max_connections`).
+    pub connections: Arc<Semaphore>,
+    per_user: Mutex<HashMap<String, usize>>,
+    unauthenticated: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// Counts one connection of an address that has not logged in yet, until
+/// it logs in or ends.
+#[derive(Debug)]
+pub struct UnauthenticatedGuard {
+    state: Arc<ServerState>,
+    address: IpAddr,
+}
+
+impl Drop for UnauthenticatedGuard {
+    fn drop(&mut self) {
+        let mut counts = self
+            .state
+            .unauthenticated
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// Counts one authenticated connection of a user while it lives.
+#[derive(Debug)]
+pub struct UserConnectionGuard {
+    state: Arc<ServerState>,
+    user: String,
+}
+
+impl Drop for UserConnectionGuard {
+    fn drop(&mut self) {
+        let mut per_user = self.state.per_user.lock().expect("per-user lock");
+        if let Some(count) = per_user.get_mut(&self.user) {
+            *count -= 1;
+            if *count == 0 {
+                per_user.remove(&self.user);
+            }
+        }
+    }
+}
+
+impl ServerState {
+    /// The state of a server with these parts and no connection yet.
+    pub fn new(
+        root: ServerRoot,
+        config: ServerConfig,
+        db: Arc<UserDb>,
+        quotas: QuotaBook,
+        transport: TransportLimits,
+    ) -> Self {
+        Self {
+            login_guard: LoginGuard::new(config.login.clone()),
+            connections: Arc::new(Semaphore::new(config.max_connections)),
+            per_user: Mutex::new(HashMap::new()),
+            quotas,
+            open_uploads: OpenUploads::new(config.limits.max_open_uploads_per_user),
+            dir_sync: DirSyncer::default(),
+            revocations: std::sync::atomic::AtomicU64::new(0),
+            transport,
+            unauthenticated: Mutex::new(HashMap::new()),
+            db,
+            root,
+            config,
+        }
+    }
+
+    /// Registers a connection of `user`, or `None` when they are at their limit.
+    pub fn admit_user(self: &Arc<Self>, user: &str) -> Option<UserConnectionGuard> {
+        let mut per_user = self.per_user.lock().expect("per-user lock");
+        let count = per_user.entry(user.to_owned()).or_insert(0);
+        if *count >= self.config.max_connections_per_user {
+            return None;
+        }
+        *count += 1;
+        Some(UserConnectionGuard {
+            state: Arc::clone(self),
+            user: user.to_owned(),
+        })
+    }
+
+    /// Registers a connection from `address` that has not logged in yet,
+    /// or refuses it when the address has
+    /// `limits.max_unauthenticated_per_address` of them already.
+    pub fn admit_unauthenticated(
+        self: &Arc<Self>,
+        address: IpAddr,
+    ) -> Result<UnauthenticatedGuard, RequestError> {
+        let limit = self.config.limits.max_unauthenticated_per_address;
+        let mut counts = self
+            .unauthenticated
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = counts.entry(address).or_insert(0);
+        if *count >= limit {
+            let (value, who) = (limit.to_string(), address.to_string());
+            return Err(Refusal {
+                setting: "limits.max_unauthenticated_per_address",
+                value: &value,
+                who: &who,
+            }
+            .refuse(format!(
+                "too many connections from {address} that have not logged in"
+            )));
+        }
+        *count += 1;
+        Ok(UnauthenticatedGuard {
+            state: Arc::clone(self),
+            address,
+        })
+    }
+}

@@ -1,0 +1,375 @@
+//! A streamed upload, from `PutOpen` to the answer of its `PutCommit`.
+//!
+//! 1. `PutOpen`: a stale upload of the same path gives way
+//!    ([`UserQuota::take_over`]); on the blocking pool the target's parent
+//!    is opened inside the jail, the free space checked, the quota reserved
+//!    and only then the partial file opened ([`prepare_upload`]); a kept
+//!    partial is hashed if the client offered to resume. `PutReady` tells
+//!    the client where to start.
+//! 2. The data stream arrives through [`super::routing`] and
+//!    [`qftp_transport::pump::receive_file`] writes and hashes it on a
+//!    blocking thread with bounded memory; a stream longer than declared is
+//!    cut.
+//! 3. `PutCommit` brings the client's hash and [`super::commit`] does the
+//!    rest. An upload that ends any other way settles its reservation as
+//!    abandoned, on the blocking pool.
+//!
+//! This module does not commit (that is [`super::commit`]'s) and does not
+//! serve the one-exchange small upload ([`super::small`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use qftp_proto::path::RemotePath;
+use qftp_proto::{DataHeader, ErrorKind, HashBytes, Response, Timestamp};
+use qftp_transport::pump::{self, PumpError, StreamOptions};
+use tokio::sync::oneshot;
+
+use super::commit::{self, Finished, IfUnsealed, Owner, UploadReservation};
+use super::routing::{Commit, Inbox, stream_code};
+use crate::error::{RequestError, RequestResult};
+use crate::jail::{Jail, JailedTarget};
+use crate::partials::Staging;
+use crate::quota::UserQuota;
+use crate::session::{Context, DropOffRuntime, HandlerResult, off_runtime};
+
+/// An upload's open request.
+#[derive(Debug)]
+pub(crate) struct UploadOpen {
+    pub request_id: u64,
+    pub transfer_id: u64,
+    pub path: String,
+    pub size: u64,
+    pub mtime: Timestamp,
+    pub resume: bool,
+}
+
+/// Passes a `PutCommit` to its upload, which answers it.
+pub(crate) fn deliver_commit(
+    context: &Context,
+    request_id: u64,
+    transfer_id: u64,
+    hash: HashBytes,
+) -> HandlerResult {
+    let sender = context.transfers.take_commit(transfer_id).ok_or_else(|| {
+        RequestError::new(
+            ErrorKind::Protocol,
+            format!("no open upload with id {transfer_id}"),
+        )
+    })?;
+    sender.send(Commit { request_id, hash }).map_err(|_| {
+        RequestError::new(
+            ErrorKind::Protocol,
+            format!("upload {transfer_id} has already ended"),
+        )
+    })?;
+    Ok(None)
+}
+
+/// Abandons an upload; its partial file stays for a later resume.
+pub(crate) fn abort_upload(context: &Context, transfer_id: u64) -> HandlerResult {
+    context.transfers.forget(transfer_id);
+    Ok(Some(Response::Ok))
+}
+
+/// What `PutOpen` prepared on the blocking side.
+#[derive(Debug)]
+pub(crate) struct PreparedUpload {
+    /// Where the file lands.
+    pub target: JailedTarget,
+    /// The partial file, opened for writing.
+    pub file: std::fs::File,
+    /// The length of the partial kept for a resume (0 without one).
+    pub offset: u64,
+    /// The BLAKE3 of the kept prefix, for the client to compare.
+    pub prefix_hash: Option<HashBytes>,
+    /// The hasher fed with the kept prefix.
+    pub hasher: blake3::Hasher,
+}
+
+/// Opens the target's directory, then, under the user's quota lock,
+/// reserves room for the upload and only then opens its partial file in the
+/// staging directory, so a refused upload leaves nothing behind. With
+/// `resume`, an existing partial no longer than `size` is kept and hashed.
+pub(crate) fn prepare_upload(
+    jail: &Jail,
+    staging: &Staging,
+    quota: &Arc<UserQuota>,
+    path: &RemotePath,
+    size: u64,
+    resume: bool,
+) -> RequestResult<(PreparedUpload, UploadReservation)> {
+    let shown = path.to_string();
+    let target = jail.open_parent(path)?;
+    // A directory in the way is refused before anything is reserved.
+    target.existing_footprint(&shown, 0)?;
+    check_free_space(target.dir(), size, &shown)?;
+    let (file, reservation) = quota.reserve(path, size, staging.partial(path), |_| resume)?;
+    let io_error = |error: std::io::Error| RequestError::from_io(&error, &shown);
+    let kept = reservation.kept();
+    let mut hasher = blake3::Hasher::new();
+    let (offset, prefix_hash) = if kept > 0 {
+        pump::hash_prefix(&file, kept, &mut hasher).map_err(io_error)?;
+        (kept, Some(*hasher.finalize().as_bytes()))
+    } else {
+        (0, None)
+    };
+    Ok((
+        PreparedUpload {
+            target,
+            file,
+            offset,
+            prefix_hash,
+            hasher,
+        },
+        reservation,
+    ))
+}
+
+/// Serves `PutOpen` and then the whole upload; answers the commit itself.
+pub(crate) async fn upload(context: &Context, open: UploadOpen) -> HandlerResult {
+    // Hardening (resources): one of the user's open uploads until this ends.
+    let _open_upload = context
+        .state
+        .open_uploads
+        .open(&context.session.user, &open.path)?;
+    let path = context.parse_path(&open.path)?;
+    let (size, resume) = (open.size, open.resume);
+    // A rerun after a crashed client takes over from the stale upload.
+    context
+        .session
+        .quota
+        .take_over(&path, Duration::from_secs(10))
+        .await;
+    let (prepared, reservation) = {
+        let path = path.clone();
+        let quota = Arc::clone(&context.session.quota);
+        let staging = context.session.staging.clone();
+        context
+            .blocking(move |jail| prepare_upload(jail, &staging, &quota, &path, size, resume))
+            .await?
+    };
+    // However this upload ends, settling its reservation writes the ledger:
+    // on the blocking pool, not here.
+    let reservation = DropOffRuntime::new(reservation);
+    let (stream_sender, stream_receiver) = oneshot::channel();
+    let (commit_sender, commit_receiver) = oneshot::channel();
+    let slot = context.transfers.claim(
+        open.transfer_id,
+        Some(Inbox {
+            stream: Some(stream_sender),
+            commit: Some(commit_sender),
+        }),
+    )?;
+    context
+        .reply(
+            open.request_id,
+            Response::PutReady {
+                offset: prepared.offset,
+                prefix_hash: prepared.prefix_hash,
+            },
+        )
+        .await;
+
+    let timeout = context.state.config.idle_timeout();
+    let give_way = reservation.asked_to_give_way();
+    tokio::pin!(give_way);
+    let received = receive(
+        context,
+        &open,
+        prepared,
+        stream_receiver,
+        timeout,
+        give_way.as_mut(),
+    )
+    .await;
+    if reservation.is_asked_to_give_way() {
+        // The newer upload owns the partial file now; a late commit for this
+        // one is answered by `deliver_commit` as ended.
+        return Ok(None);
+    }
+    let commit = tokio::select! {
+        commit = tokio::time::timeout(timeout, commit_receiver) => match commit {
+            Ok(Ok(commit)) => commit,
+            _ => return Ok(None),
+        },
+        _ = context.connection.closed() => return Ok(None),
+        () = &mut give_way => return Ok(None),
+    };
+    let result = match received {
+        Ok(received) => {
+            finish_upload(
+                context,
+                &path,
+                &open,
+                received,
+                commit.hash,
+                reservation.into_inner(),
+            )
+            .await
+        }
+        Err(error) => {
+            reservation.release().await;
+            Err(error)
+        }
+    };
+    // The reservation is released by now, before the client hears back.
+    drop(slot);
+    match result {
+        Ok(response) => context.reply(commit.request_id, response).await,
+        Err(error) => {
+            context
+                .reply_error(commit.request_id, "put-commit", error)
+                .await
+        }
+    }
+    Ok(None)
+}
+
+/// An upload whose bytes have all arrived.
+#[derive(Debug)]
+struct ReceivedUpload {
+    prepared: PreparedUpload,
+    start: u64,
+    received: u64,
+}
+
+async fn receive(
+    context: &Context,
+    open: &UploadOpen,
+    mut prepared: PreparedUpload,
+    stream: oneshot::Receiver<(DataHeader, quinn::RecvStream)>,
+    timeout: Duration,
+    mut give_way: std::pin::Pin<&mut (impl std::future::Future<Output = ()> + ?Sized)>,
+) -> RequestResult<ReceivedUpload> {
+    let failed = |message: &str| {
+        RequestError::new(
+            ErrorKind::IntegrityMismatch,
+            format!("{}: {message}", open.path),
+        )
+    };
+    let (header, mut recv) = tokio::select! {
+        stream = tokio::time::timeout(timeout, stream) => match stream {
+            Ok(Ok(stream)) => stream,
+            _ => return Err(failed("no data stream arrived")),
+        },
+        _ = context.connection.closed() => return Err(failed("connection closed")),
+        () = &mut give_way => return Err(failed("superseded by a newer upload of the same file")),
+    };
+    let start = header.offset;
+    if start != prepared.offset && start != 0 {
+        let _ = recv.stop(stream_code::BAD_HEADER.into());
+        return Err(RequestError::new(
+            ErrorKind::Protocol,
+            format!(
+                "{}: data must start at 0 or {}, not {start}",
+                open.path, prepared.offset
+            ),
+        ));
+    }
+    let expected = open.size - start;
+    let hasher = if start == 0 {
+        blake3::Hasher::new()
+    } else {
+        prepared.hasher.clone()
+    };
+    let file = prepared
+        .file
+        .try_clone()
+        .map_err(|error| RequestError::from_io(&error, &open.path))?;
+    let (_, hasher) = pump::receive_file(
+        &mut recv,
+        file,
+        start,
+        expected,
+        hasher,
+        StreamOptions::unlimited(timeout),
+        give_way,
+        |_| {},
+    )
+    .await
+    .map_err(|error| match error {
+        PumpError::Disk(error) => RequestError::from_io(&error, &open.path),
+        other => failed(&other.to_string()),
+    })?;
+    let received = expected;
+    prepared.hasher = hasher;
+    Ok(ReceivedUpload {
+        prepared,
+        start,
+        received,
+    })
+}
+
+/// Verifies a received upload and, if its hash matches, commits it
+/// ([`commit`]); all file work runs on one blocking task.
+async fn finish_upload(
+    context: &Context,
+    path: &RemotePath,
+    open: &UploadOpen,
+    upload: ReceivedUpload,
+    client_hash: HashBytes,
+    reservation: UploadReservation,
+) -> RequestResult<Response> {
+    let ReceivedUpload {
+        prepared,
+        start,
+        received,
+    } = upload;
+    let shown = path.to_string();
+    let mtime = open.mtime.to_system_time();
+    let size = open.size;
+    let quota = Arc::clone(&context.session.quota);
+    let state = Arc::clone(&context.state);
+    let entry_cost = context.session.jail.entry_cost();
+    off_runtime(move || {
+        let computed = *prepared.hasher.finalize().as_bytes();
+        let (verified, reservation) = commit::verify(&client_hash, &computed, reservation, &shown)?;
+        let upload = Finished {
+            file: &prepared.file,
+            size,
+            mtime,
+            shown: &shown,
+            if_unsealed: IfUnsealed::Keep,
+        };
+        let owner = Owner {
+            state: &state,
+            quota: &quota,
+            entry_cost,
+        };
+        commit::commit(verified, &prepared.target, upload, reservation, owner)
+    })
+    .await?;
+    tracing::debug!(user = %context.session.user, path = %path, size, resumed = start, "upload stored");
+    Ok(Response::PutDone {
+        bytes_received: received,
+        resumed: start,
+    })
+}
+
+/// Refuses an upload that needs more bytes than the file system holding
+/// `dir` has free (for unprivileged users), before anything is written or
+/// reserved; also what bounds the declared size for users without a quota.
+pub(crate) fn check_free_space(
+    dir: &cap_std::fs::Dir,
+    needed: u64,
+    shown: &str,
+) -> RequestResult<()> {
+    if needed == 0 {
+        return Ok(());
+    }
+    let stats = rustix::fs::fstatvfs(dir)
+        .map_err(|error| RequestError::from_io(&std::io::Error::from(error), shown))?;
+    let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+    if needed > free {
+        return Err(RequestError::new(
+            ErrorKind::QuotaExceeded { needed, free },
+            format!(
+                "{shown}: not enough space on the server: needs {}, {} free",
+                qftp_proto::size::format_size(needed),
+                qftp_proto::size::format_size(free)
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! The `qftp-server` program: the command line over the `qftp-server`
+//! library.
+//!
+//! [`run`] parses the arguments ([`cli`]), sets up logging ([`logging`])
+//! and runs one subcommand ([`commands`]), which asks for passwords
+//! ([`password`]) and prints what the library did. The rules about users,
+//! certificates, settings and serving are the library's
+//! (`qftp_server::admin`, `qftp_server::server`); nothing here knows them.
+
+mod cli;
+mod commands;
+mod logging;
+mod password;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+/// Runs `qftp-server` with the process's arguments: success, or the error
+/// for the caller to print as one line.
+pub fn run() -> anyhow::Result<ExitCode> {
+    let cli = cli::Cli::parse();
+    logging::init(cli.verbose);
+    commands::run(cli)?;
+    Ok(ExitCode::SUCCESS)
+}
