@@ -16,9 +16,9 @@
 //! `docs/reliability.md`).
 
 mod bench;
-mod cpu;
 mod data;
 mod link;
+mod measure;
 mod memceiling;
 mod nfdelay;
 mod peers;
