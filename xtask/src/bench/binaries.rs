@@ -6,7 +6,7 @@
 //! It does not run them; the scenarios do, from the copies.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -19,22 +19,28 @@ use crate::process;
 /// Time limit of building the release binaries.
 const BUILD_LIMIT: Duration = Duration::from_secs(3600);
 
-/// Builds the release binaries of the server and the client.
+/// `cargo` arguments that build every binary of the default members, run
+/// from the workspace root: no package named, so the build does not depend
+/// on which package a program lives in.
+const BUILD_ARGUMENTS: [&str; 3] = ["build", "--release", "--bins"];
+
+/// The programs under test, as `cargo build` names them in `target/release`.
+const PROGRAMS: [&str; 2] = ["qftp-server", "qftp"];
+
+/// Builds the release binaries of the workspace's default members, which
+/// include `qftp` and `qftp-server` whichever package holds them (the root
+/// package or the server and client crates).
 pub fn build(paths: &Paths) -> anyhow::Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("building the release binaries");
     let mut command = Command::new(cargo);
-    command
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "qftp-server",
-            "-p",
-            "qftp-client",
-        ])
-        .current_dir(&paths.workspace);
-    process::run_ok(&mut command, None, BUILD_LIMIT, "cargo build --release")?;
+    command.args(BUILD_ARGUMENTS).current_dir(&paths.workspace);
+    process::run_ok(
+        &mut command,
+        None,
+        BUILD_LIMIT,
+        "cargo build --release --bins",
+    )?;
     check_binaries(paths)
 }
 
@@ -48,12 +54,10 @@ pub fn snapshot_binaries(paths: &Paths) -> anyhow::Result<BTreeMap<String, Strin
     let mut hashes = BTreeMap::new();
     // This program too: the link scenarios run its `nfdelay` task and the
     // memory ceiling its `mem-ceiling` task.
-    let this = std::env::current_exe().context("the path of this program")?;
-    let sources = [
-        ("qftp-server", paths.binaries.join("qftp-server")),
-        ("qftp", paths.binaries.join("qftp")),
-        ("xtask", this),
-    ];
+    let sources = PROGRAMS
+        .map(|program| (program, paths.binaries.join(program)))
+        .into_iter()
+        .chain([("xtask", this_program()?)]);
     for (binary, from) in sources {
         let to = paths.snapshot.join(binary);
         std::fs::copy(&from, &to)
@@ -69,14 +73,28 @@ pub fn snapshot_binaries(paths: &Paths) -> anyhow::Result<BTreeMap<String, Strin
     Ok(hashes)
 }
 
+/// The file to copy this program from: its running image where `/proc`
+/// shows it, which stays readable when a build has since replaced the file
+/// it was started from (the build above includes this package); elsewhere
+/// its path.
+fn this_program() -> anyhow::Result<PathBuf> {
+    let image = Path::new("/proc/self/exe");
+    if image.exists() {
+        return Ok(image.to_owned());
+    }
+    std::env::current_exe().context("the path of this program")
+}
+
 /// Fails unless both release binaries exist.
 pub fn check_binaries(paths: &Paths) -> anyhow::Result<()> {
-    for binary in ["qftp-server", "qftp"] {
-        let path = paths.binaries.join(binary);
+    for program in PROGRAMS {
+        let path = paths.binaries.join(program);
         if !path.is_file() {
             bail!(
-                "{} is missing; build it with `cargo build --release`",
-                path.display()
+                "{} is missing; build it with `cargo {}` in {}",
+                path.display(),
+                BUILD_ARGUMENTS.join(" "),
+                paths.workspace.display()
             );
         }
     }
