@@ -16,10 +16,10 @@
 //! `docs/reliability.md`).
 
 mod bench;
-mod cpu;
 mod data;
 mod imports;
 mod link;
+mod measure;
 mod memceiling;
 mod nfdelay;
 mod peers;

@@ -23,6 +23,9 @@ const POLL: Duration = Duration::from_millis(50);
 /// How long a signalled process gets to exit before it is killed.
 const GRACE: Duration = Duration::from_secs(10);
 
+/// Time limit of short commands (`sync`, `git describe`, ...).
+pub const SHORT_COMMAND_LIMIT: Duration = Duration::from_secs(600);
+
 /// Starts a thread that sets the interrupted flag on Ctrl-C or SIGTERM, so
 /// the benchmark unwinds and its guards stop the processes they hold.
 pub fn watch_signals() -> anyhow::Result<()> {

@@ -1,6 +1,10 @@
-//! Samples, medians and ratios, and the reports: a Markdown table (printed
-//! and written to `target/bench/results.md`) and JSON with every raw sample
-//! and the machine's description (`target/bench/results.json`).
+//! The benchmark's results: each tool's series of samples, each scenario's
+//! medians and ratios, and the reports: a Markdown table (printed and
+//! written to `target/bench/results.md`) and JSON with every raw sample and
+//! the machine's description (`target/bench/results.json`).
+//!
+//! It records and renders what was measured; it runs nothing (the samples
+//! come from [`crate::measure`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,25 +14,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::data::DataSet;
-
-/// One timed run.
-#[derive(Debug, Clone, Serialize)]
-pub struct Sample {
-    /// The round, from 1.
-    pub round: u32,
-    /// Wall-clock seconds; none when the run failed.
-    pub seconds: Option<f64>,
-    /// Cores other people's processes used during the run.
-    pub foreign_cores: Option<f64>,
-    /// Runs made for this sample (a run under foreign load is repeated).
-    pub attempts: u32,
-    /// Why it failed, or the peers script's status.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-    /// Whether it was stopped at its time limit (a failure of its own kind).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub timed_out: bool,
-}
+use crate::measure::{Sample, median};
 
 /// The samples of one tool in one scenario.
 #[derive(Debug, Clone, Serialize)]
@@ -119,18 +105,6 @@ impl Series {
                 format!("failed: {reason}")
             }
         }
-    }
-}
-
-/// The median of `values` (the mean of the middle two for an even count).
-pub fn median(values: &[f64]) -> Option<f64> {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let middle = sorted.len() / 2;
-    match sorted.len() {
-        0 => None,
-        length if length % 2 == 1 => Some(sorted[middle]),
-        _ => Some((sorted[middle - 1] + sorted[middle]) / 2.0),
     }
 }
 
@@ -578,13 +552,6 @@ fn cell(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn medians() {
-        assert_eq!(median(&[]), None);
-        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
-    }
 
     #[test]
     fn ratios_need_both_sides() {

@@ -257,6 +257,17 @@ impl BenchClient {
     }
 }
 
+/// Removes `path` and the partial file qftp may have left next to it
+/// (`.NAME.qftp-part`), so a run starts from an empty destination.
+pub fn remove_with_partial(path: &Path) -> anyhow::Result<()> {
+    crate::data::remove(path)?;
+    if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
+        let partial = format!(".{}.qftp-part", name.to_string_lossy());
+        crate::data::remove(&parent.join(partial))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

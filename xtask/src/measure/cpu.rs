@@ -15,6 +15,9 @@
 //! other processes one by one instead would charge a build's whole
 //! compiler run to the moment its parent reaps it. On systems without
 //! `/proc` every figure reads as zero.
+//!
+//! It measures and waits for quiet; when to wait, and repeating a run that
+//! was disturbed, is [`super::timed_run`]'s.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;

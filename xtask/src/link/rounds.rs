@@ -1,0 +1,239 @@
+//! The link scenarios, round by round: the link, the server in its
+//! namespace, the logged-in client and the peers' sshd are set up once;
+//! each scenario then gets its impairment and a ping, and each round one
+//! timed run of every tool; afterwards the impairers' counters and the
+//! output checks join the rows.
+//!
+//! It orders the runs and fills the rows; the pieces are
+//! [`super::namespaces`], [`super::impairer`], [`super::sshd`],
+//! [`super::path`] and [`super::runs`].
+
+use std::fs;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use super::impairer::Impairer;
+use super::impairment::Impairment;
+use super::namespaces::{CLIENT_NS, Link, SERVER_IP, SERVER_NS};
+use super::path::{path_report, ping};
+use super::runs::timed_run;
+use super::settings::Settings;
+use super::sshd::Sshd;
+use super::tools::{Tool, peer_command, shown};
+use crate::data::{self, DataSet};
+use crate::process;
+use crate::report::{ScenarioReport, Series};
+use crate::server::{BenchClient, BenchServer, Placement};
+
+/// Time limit of one timed run on a link without loss.
+const CLEAN_LIMIT: Duration = Duration::from_secs(600);
+
+/// Runs the link scenarios (`(name, impairment)` in order) and returns their
+/// reports. A link that cannot be set up makes every row say why; only an
+/// interruption is an error.
+pub fn run(
+    settings: &Settings<'_>,
+    scenarios: &[(&'static str, Impairment)],
+) -> anyhow::Result<Vec<ScenarioReport>> {
+    let mut reports: Vec<ScenarioReport> = scenarios
+        .iter()
+        .map(|(name, impairment)| empty_report(settings, name, *impairment))
+        .collect();
+    if let Err(error) = measure_all(settings, scenarios, &mut reports) {
+        process::check_interrupted()?;
+        eprintln!("  link scenarios: {error:#}");
+        for report in &mut reports {
+            report
+                .notes
+                .push(format!("the link scenarios stopped: {error:#}"));
+            if report.qftp.samples.is_empty() {
+                report.verified = format!("not run: {error:#}");
+            }
+        }
+    }
+    Ok(reports)
+}
+
+/// The report of one scenario before anything ran.
+fn empty_report(settings: &Settings<'_>, name: &str, impairment: Impairment) -> ScenarioReport {
+    let set = DataSet::Link;
+    let peers = Tool::ALL[1..]
+        .iter()
+        .map(|tool| match (&settings.peers, tool) {
+            (Err(reason), _) => Series::unavailable(tool.name(), reason.clone()),
+            (Ok(peers), Tool::QcpTuned | Tool::QcpBbr) if peers.qcp.is_err() => {
+                Series::unavailable(
+                    tool.name(),
+                    peers.qcp.as_ref().err().cloned().unwrap_or_default(),
+                )
+            }
+            (Ok(peers), _) => {
+                Series::new(tool.name(), shown(&peer_command(settings, peers, *tool)))
+            }
+        })
+        .collect();
+    let qftp = format!(
+        "ip netns exec {CLIENT_NS} qftp put --quiet {} (qftp-server in {SERVER_NS})",
+        settings.source.display()
+    );
+    let reason = "n/a (network link)";
+    ScenarioReport {
+        name: name.to_owned(),
+        description: impairment.description(),
+        data_set: Some(set),
+        files: set.files(),
+        bytes: set.bytes(),
+        qftp: Series::new("qftp", qftp),
+        copy_syncfs: Series::unavailable("cp + sync -f", reason),
+        copy_fsync_each: Series::unavailable("cp + fsync each file", reason),
+        peers,
+        verified: "not verified".into(),
+        path: None,
+        notes: Vec::new(),
+    }
+}
+
+/// Sets up the link, the server and the sshd, and measures every scenario.
+fn measure_all(
+    settings: &Settings<'_>,
+    scenarios: &[(&'static str, Impairment)],
+    reports: &mut [ScenarioReport],
+) -> anyhow::Result<()> {
+    let expected = data::hash(settings.source)?;
+    data::remove(settings.work)?;
+    fs::create_dir_all(settings.work)
+        .with_context(|| format!("creating {}", settings.work.display()))?;
+    // Dropped last: the namespaces go once everything in them has stopped.
+    let link = Link::up(settings.logs)?;
+
+    let password = format!("link-{}", blake3::hash(expected.as_bytes()).to_hex());
+    let listen = format!("{SERVER_IP}:0");
+    let server = BenchServer::start(
+        settings.binaries,
+        &settings.work.join("server"),
+        &password,
+        settings.logs,
+        Placement {
+            listen: &listen,
+            netns: Some(SERVER_NS),
+            log_prefix: "link-",
+        },
+    )?;
+    eprintln!(
+        "link: qftp-server in {SERVER_NS} listening on {}",
+        server.address
+    );
+    let config = settings.work.join("client-config");
+    fs::create_dir_all(&config).with_context(|| format!("creating {}", config.display()))?;
+    let client = BenchClient::new(settings.binaries, &config).in_netns(CLIENT_NS, "link-");
+    client.login(&server, &password, settings.logs)?;
+
+    let sshd = match &settings.peers {
+        Ok(peers) => match Sshd::start(settings, peers) {
+            Ok(sshd) => Some(sshd),
+            Err(error) => {
+                process::check_interrupted()?;
+                eprintln!("link: the peers' sshd: {error:#}");
+                for report in reports.iter_mut() {
+                    for series in &mut report.peers {
+                        if series.unavailable.is_none() {
+                            series.unavailable =
+                                Some(format!("not measured: starting sshd: {error:#}"));
+                        }
+                    }
+                }
+                None
+            }
+        },
+        Err(_) => None,
+    };
+
+    for (index, ((name, impairment), report)) in
+        scenarios.iter().zip(reports.iter_mut()).enumerate()
+    {
+        eprintln!("{name}: {}", impairment.description());
+        let seed = 1000 * (index as u64 + 1);
+        let mut impairer = Impairer::start(settings, *impairment, seed)?;
+        report.path = Some(path_report(*impairment));
+        if let Some(path) = &mut report.path {
+            ping(settings, name, path)?;
+            eprintln!("  {}: {}", path.ping_command, path.ping_summary);
+        }
+        let limit = if impairment.loss() > 0.0 {
+            settings.lossy_limit
+        } else {
+            CLEAN_LIMIT
+        };
+        for round in 1..=settings.rounds {
+            eprintln!("  {name}: round {round} of {}", settings.rounds);
+            let sample = timed_run(
+                settings,
+                &client,
+                None,
+                Tool::Qftp,
+                name,
+                round,
+                limit,
+                &expected,
+            )?;
+            report.qftp.samples.push(sample);
+            for series in &mut report.peers {
+                if series.unavailable.is_some() {
+                    continue;
+                }
+                let (Ok(peers), Some(sshd)) = (&settings.peers, &sshd) else {
+                    continue;
+                };
+                let Some(tool) = Tool::ALL
+                    .into_iter()
+                    .find(|tool| tool.name() == series.tool)
+                else {
+                    continue;
+                };
+                let sample = timed_run(
+                    settings,
+                    &client,
+                    Some((peers, sshd)),
+                    tool,
+                    name,
+                    round,
+                    limit,
+                    &expected,
+                )?;
+                series.samples.push(sample);
+            }
+        }
+        let counters = impairer.finish();
+        if let Some(path) = &mut report.path {
+            path.impairer_counters = counters;
+        }
+        report.verified = verified(&report.qftp);
+        for series in &mut report.peers {
+            if series.unavailable.is_none() {
+                series.verified = Some(verified(series));
+            }
+        }
+    }
+    drop(sshd);
+    server.stop();
+    drop(link);
+    Ok(())
+}
+
+/// What the per-run checks of a series came to.
+fn verified(series: &Series) -> String {
+    let total = series.samples.len();
+    let good = series
+        .samples
+        .iter()
+        .filter(|sample| sample.seconds.is_some())
+        .count();
+    if total == 0 {
+        "not run".into()
+    } else if good == total {
+        format!("verified (BLAKE3) after each of {total} run(s)")
+    } else {
+        format!("verified (BLAKE3) after {good} of {total} run(s); the others failed or timed out")
+    }
+}
