@@ -336,11 +336,16 @@ impl DeliveryRate {
         let lossy = lost >= MIN_LOST_PACKETS * self.mtu
             && lost.saturating_mul(1000) > (acked + lost).saturating_mul(LOSS_THRESHOLD_PER_MILLE)
             && !(self.mode == Mode::Startup && self.bandwidth_grew());
+        // With little in flight the peer delays its acknowledgements, which
+        // would look like a queue: only rounds that kept the pipe busy say
+        // anything about one.
         let queued = self.mode == Mode::Steady
+            && !app_limited
             && round_min_rtt
                 .is_some_and(|sample| sample > self.queue_threshold(QUEUE_DELAY_PERCENT));
         let overflowed = lost > 0
             && self.mode == Mode::Steady
+            && !app_limited
             && round_min_rtt
                 .is_some_and(|sample| sample > self.queue_threshold(LOSS_QUEUE_PERCENT));
         if lossy {

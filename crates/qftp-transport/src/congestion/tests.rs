@@ -222,6 +222,25 @@ fn idle_rounds_do_not_erase_the_bandwidth_estimate() {
 }
 
 #[test]
+fn delayed_acknowledgements_of_an_idle_sender_are_not_a_queue() {
+    // With one packet in flight the peer acknowledges late; those round
+    // trips say nothing about a queue and must not cut the window.
+    let link = Link::typical(0);
+    let mut controller = fresh();
+    simulate(&mut controller, link, Duration::from_secs(3), 33);
+    let window = controller.window();
+    let mut now = Instant::now() + Duration::from_secs(10);
+    for _ in 0..20 {
+        let sent = now;
+        now += link.rtt * 3;
+        controller.acked(now, sent, PACKET, true);
+        controller.batch_done(now);
+    }
+    assert_eq!(controller.window(), window);
+    assert!(!controller.probing_min_rtt());
+}
+
+#[test]
 fn mtu_changes_keep_the_window_above_its_floor() {
     let mut controller = DeliveryRate::new(1, MTU, Instant::now());
     assert_eq!(controller.window(), MIN_WINDOW);
