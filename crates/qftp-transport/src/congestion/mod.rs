@@ -32,9 +32,10 @@
 //!
 //! * **Startup** grows the window by every acknowledged byte (doubling per
 //!   round, to at most three products) until the bandwidth stops growing by
-//!   a quarter for three rounds, or a round is congested (below) while the
-//!   bandwidth no longer grows: while it still grows the pipe is not full,
-//!   and loss is chance.
+//!   a quarter for three rounds, an ECN mark arrives, or a round loses more
+//!   than the threshold (below) while the bandwidth no longer grows: while
+//!   it still grows the pipe is not full, and loss is chance. The queue
+//!   signals wait for steady state (startup's queue is its own).
 //! * **Steady.** Below one product the window regains it by every byte
 //!   acknowledged. Above, it grows additively: one datagram per round, and
 //!   one more for every 32 rounds since the last cut. It never exceeds two
@@ -137,7 +138,7 @@
 //! | two flows, 2 s apart, buffers of 1 and 4 products | Jain ≥ 0.95 | 0.996, 0.995 (0.60) |
 //! | against NewReno, 20 Mbit/s, 40 ms, buffer of 1 product | share 35-65 % | 54 % (93 %) |
 //! | against NewReno, 10/40, 20/80, 100/20 (Mbit/s, ms) | share 15-85 % | 72 %, 58 %, 22 % |
-//! | RTT 20 → 100 ms at 10 s | > 80 % used after | 99 % within 1 s (0.4 %) |
+//! | RTT 20 → 100 ms at 10 s | > 80 % used by 23 s | 60 % in the second of the step, 100 % from the next (0.4 %) |
 //! | ECN marks above ⅕ product, deep buffer | mean RTT < 1.5 × | 1.08 ×, 99 % used |
 
 mod controller;

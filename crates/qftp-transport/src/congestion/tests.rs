@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use quinn::congestion::Controller;
 
 use super::controller::DeliveryRate;
+use super::min_rtt::MIN_RTT_WINDOW;
 use super::rate::expected_bytes;
 use super::sim::{Flow, FlowOutcome, Link, PACKET, Reno, jain_index, run};
 
@@ -359,6 +360,12 @@ fn a_longer_path_does_not_collapse_the_window() {
     println!(
         "longer path: recovered in second {recovered:?}, used {tail:.3} at the end, min rtt {:?}",
         controller.min_rtt()
+    );
+    // At the latest a few seconds after the old minimum expired.
+    let deadline = (step + MIN_RTT_WINDOW).as_secs() + 3;
+    assert!(
+        recovered.is_some_and(|second| second <= deadline),
+        "recovered in second {recovered:?}, not by {deadline}"
     );
     assert!(tail > 0.8, "used {tail:.3} of the longer path");
 }
