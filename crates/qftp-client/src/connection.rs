@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use qftp_proto::transfer::DATA_HEADER_MAX;
 use qftp_proto::{
     ClientFrame, ClientHello, DataHeader, EntryInfo, PROTOCOL_VERSION, Request, Response,
     ServerFrame, ServerHello, Timestamp, Usage,
@@ -547,7 +548,7 @@ impl Client {
                 transfer_id,
                 offset,
             },
-            64,
+            DATA_HEADER_MAX,
         )
         .await?;
         Ok(send)
@@ -624,7 +625,7 @@ async fn accept_data_streams(inner: std::sync::Weak<Inner>, connection: quinn::C
         tokio::spawn(async move {
             let header = tokio::time::timeout(
                 Duration::from_secs(30),
-                framed::read_message::<DataHeader>(&mut recv, 64),
+                framed::read_message::<DataHeader>(&mut recv, DATA_HEADER_MAX),
             )
             .await;
             let Ok(Ok(Some(header))) = header else {

@@ -11,6 +11,7 @@
 //! This module writes nothing to the home and charges no quota.
 
 use qftp_proto::hash;
+use qftp_proto::transfer::DATA_HEADER_MAX;
 use qftp_proto::{DataHeader, EntryKind, ErrorKind, Response, ResumePoint};
 use qftp_transport::framed;
 use qftp_transport::pump::{self, StreamOptions};
@@ -80,7 +81,7 @@ pub(crate) async fn download(
             transfer_id,
             offset,
         },
-        64,
+        DATA_HEADER_MAX,
     )
     .await
     .map_err(|error| failed(error.to_string()))?;
