@@ -74,20 +74,16 @@ pub(crate) struct Owner<'a> {
 }
 
 /// Step 1: takes the transfer core's answer to the driver's hash of the
-/// bytes received. Only [`ReceiveAction::Commit`] carries on; on a hash
-/// mismatch the upload is discarded (its partial file removed) and the
-/// error says so; any other broken rule is the peer's error as is.
+/// bytes received. Only [`ReceiveAction::Commit`] carries on; a hash
+/// mismatch is reported as [`mismatch`] (the caller discards what it
+/// holds), any other broken rule as the peer's error as is.
 pub(crate) fn verify(
     answer: Result<ReceiveAction, TransferError>,
-    reservation: UploadReservation,
     shown: &str,
-) -> RequestResult<(VerifiedHash, UploadReservation)> {
+) -> RequestResult<VerifiedHash> {
     match answer {
-        Ok(ReceiveAction::Commit(verified)) => Ok((verified, reservation)),
-        Err(TransferError::HashMismatch(_)) => {
-            reservation.discard();
-            Err(mismatch(shown))
-        }
+        Ok(ReceiveAction::Commit(verified)) => Ok(verified),
+        Err(TransferError::HashMismatch(_)) => Err(mismatch(shown)),
         Err(error) => Err(RequestError::from_transfer(&error, shown)),
         Ok(action) => Err(RequestError::new(
             ErrorKind::Internal,
@@ -97,7 +93,7 @@ pub(crate) fn verify(
 }
 
 /// The error for bytes that do not hash to what the client declared.
-pub(crate) fn mismatch(shown: &str) -> RequestError {
+fn mismatch(shown: &str) -> RequestError {
     RequestError::new(
         ErrorKind::IntegrityMismatch,
         format!("{shown}: BLAKE3 mismatch; the upload was discarded"),

@@ -22,7 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qftp_proto::path::RemotePath;
-use qftp_proto::transfer::{ReceiveAction, ReceiveEvent, TransferError, UploadReceiver};
+use qftp_proto::transfer::{
+    ReceiveAction, ReceiveEvent, TransferError, UploadReceiver, UploadState,
+};
 use qftp_proto::{DataHeader, ErrorKind, HashBytes, Response, Timestamp};
 use qftp_transport::pump::{self, PumpError, StreamOptions};
 use tokio::sync::oneshot;
@@ -154,7 +156,7 @@ fn offer(
 }
 
 /// The core answered something this driver has no step for.
-fn unexpected(action: ReceiveAction, shown: &str) -> RequestError {
+pub(crate) fn unexpected(action: ReceiveAction, shown: &str) -> RequestError {
     RequestError::new(
         ErrorKind::Internal,
         format!("{shown}: the upload went out of step ({action:?})"),
@@ -400,7 +402,19 @@ async fn finish_upload(
         }
         let computed = *hasher.finalize().as_bytes();
         let answer = machine.handle(ReceiveEvent::HashComputed(computed));
-        let (verified, reservation) = commit::verify(answer, reservation, &shown)?;
+        let verified = match commit::verify(answer, &shown) {
+            Ok(verified) => verified,
+            Err(error) => {
+                // Bytes that do not hash as declared are not kept for a resume.
+                if matches!(
+                    machine.state(),
+                    UploadState::Failed(TransferError::HashMismatch(_))
+                ) {
+                    reservation.discard();
+                }
+                return Err(error);
+            }
+        };
         let upload = Finished {
             file: &prepared.file,
             size,
