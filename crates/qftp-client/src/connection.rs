@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use qftp_proto::transfer::DATA_HEADER_MAX;
 use qftp_proto::{
     ClientFrame, ClientHello, DataHeader, EntryInfo, PROTOCOL_VERSION, Request, Response,
     ServerFrame, ServerHello, Timestamp, Usage,
@@ -132,7 +133,7 @@ pub fn host_key(host: &str, port: u16) -> String {
 }
 
 type Waiters = Mutex<Option<HashMap<u64, mpsc::UnboundedSender<Response>>>>;
-type StreamWaiters = Mutex<HashMap<u64, oneshot::Sender<quinn::RecvStream>>>;
+type StreamWaiters = Mutex<HashMap<u64, oneshot::Sender<(DataHeader, quinn::RecvStream)>>>;
 
 #[derive(Debug)]
 struct Inner {
@@ -547,7 +548,7 @@ impl Client {
                 transfer_id,
                 offset,
             },
-            64,
+            DATA_HEADER_MAX,
         )
         .await?;
         Ok(send)
@@ -576,11 +577,11 @@ impl Client {
 pub(crate) struct DataStreamWaiter {
     client: Client,
     transfer_id: u64,
-    receiver: oneshot::Receiver<quinn::RecvStream>,
+    receiver: oneshot::Receiver<(DataHeader, quinn::RecvStream)>,
 }
 
 impl DataStreamWaiter {
-    pub(crate) async fn stream(&mut self) -> Result<quinn::RecvStream, ClientError> {
+    pub(crate) async fn stream(&mut self) -> Result<(DataHeader, quinn::RecvStream), ClientError> {
         (&mut self.receiver).await.map_err(|_| self.client.lost())
     }
 }
@@ -624,7 +625,7 @@ async fn accept_data_streams(inner: std::sync::Weak<Inner>, connection: quinn::C
         tokio::spawn(async move {
             let header = tokio::time::timeout(
                 Duration::from_secs(30),
-                framed::read_message::<DataHeader>(&mut recv, 64),
+                framed::read_message::<DataHeader>(&mut recv, DATA_HEADER_MAX),
             )
             .await;
             let Ok(Ok(Some(header))) = header else {
@@ -639,7 +640,7 @@ async fn accept_data_streams(inner: std::sync::Weak<Inner>, connection: quinn::C
                 .remove(&header.transfer_id);
             match sender {
                 Some(sender) => {
-                    if let Err(mut recv) = sender.send(recv) {
+                    if let Err((_, mut recv)) = sender.send((header, recv)) {
                         let _ = recv.stop(2u32.into());
                     }
                 }

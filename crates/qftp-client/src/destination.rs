@@ -26,6 +26,7 @@
 use std::path::{Path, PathBuf};
 
 use cap_std::fs::{Dir, MetadataExt as _, OpenOptions};
+use qftp_proto::hash::VerifiedHash;
 
 use crate::error::ClientError;
 use crate::refusal::Refusal;
@@ -304,8 +305,15 @@ impl PartialFile {
     }
 
     /// Makes the verified download final: sets its mtime, fsyncs it,
-    /// renames it over the final name and fsyncs the directory.
-    pub fn commit(self, mtime: Option<std::time::SystemTime>) -> Result<(), ClientError> {
+    /// renames it over the final name and fsyncs the directory. Only a
+    /// [`VerifiedHash`], which only a successful comparison makes, opens
+    /// the way.
+    pub fn commit(
+        self,
+        verified: VerifiedHash,
+        mtime: Option<std::time::SystemTime>,
+    ) -> Result<(), ClientError> {
+        tracing::trace!(path = %self.shown.display(), hash = %verified, "download verified");
         let partial_path = self.partial_path();
         let at_partial = |error| ClientError::local(&partial_path, error);
         if let Some(mtime) = mtime {
@@ -434,7 +442,8 @@ mod tests {
         std::io::Write::write_all(&mut partial.file, b"hello").unwrap();
         assert!(temp.path().join("d/.file.txt.qftp-part").is_file());
         assert!(!temp.path().join("d/file.txt").exists());
-        partial.commit(None).unwrap();
+        let verified = qftp_proto::hash::verify(&[7; 32], &[7; 32]).unwrap();
+        partial.commit(verified, None).unwrap();
         assert_eq!(
             std::fs::read(temp.path().join("d/file.txt")).unwrap(),
             b"hello"

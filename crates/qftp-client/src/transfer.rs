@@ -6,6 +6,8 @@
 //! other way round: the client offers its local partial's length and hash.
 //! Either way the whole file's BLAKE3 is checked before the file appears
 //! under its final name (on the server for uploads, here for downloads).
+//! The rules of both are the transfer core's ([`UploadSender`],
+//! [`DownloadReceiver`]); this module moves and hashes the bytes.
 //!
 //! Where a download lands is not decided here: it is written beneath a
 //! [`crate::destination::Destination`], which refuses unsafe names. Many
@@ -15,6 +17,10 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use qftp_proto::transfer::{
+    DownloadReceiver, ReceiveAction, ReceiveEvent, SendAction, SendEvent, TransferError,
+    TransferSummary, UploadSender, is_small, resume,
+};
 use qftp_proto::{ErrorKind, Request, Response, ResumePoint};
 use qftp_transport::pump::{self, PumpError};
 
@@ -56,6 +62,24 @@ impl Default for TransferOptions {
 
 fn unexpected(response: &Response) -> ClientError {
     ClientError::Protocol(format!("unexpected answer {response:?}"))
+}
+
+/// A rule of the transfer core the server broke.
+fn broken(error: TransferError) -> ClientError {
+    ClientError::Protocol(error.to_string())
+}
+
+/// The core asked for a step this code has not.
+fn out_of_step(action: &dyn std::fmt::Debug) -> ClientError {
+    ClientError::Protocol(format!("the transfer went out of step ({action:?})"))
+}
+
+fn outcome(summary: TransferSummary) -> TransferOutcome {
+    TransferOutcome {
+        size: summary.size,
+        transferred: summary.transferred,
+        resumed: summary.resumed,
+    }
 }
 
 fn pump_error(path: &Path, error: PumpError) -> ClientError {
@@ -119,7 +143,7 @@ async fn upload_inner(
             .modified()
             .map_err(|error| ClientError::local(&path, error))?;
         let mtime = qftp_proto::Timestamp::from(mtime);
-        if metadata.len() > qftp_proto::SMALL_FILE_MAX {
+        if !is_small(metadata.len()) {
             return Ok((file, metadata.len(), mtime, None));
         }
         // Read one byte more than allowed so a file that grew meanwhile
@@ -128,7 +152,7 @@ async fn upload_inner(
         std::io::Read::take(&mut file, qftp_proto::SMALL_FILE_MAX + 1)
             .read_to_end(&mut body)
             .map_err(|error| ClientError::local(&path, error))?;
-        if body.len() as u64 > qftp_proto::SMALL_FILE_MAX {
+        if !is_small(body.len() as u64) {
             return Ok((file, metadata.len(), mtime, None));
         }
         Ok((file, body.len() as u64, mtime, Some(body)))
@@ -137,6 +161,7 @@ async fn upload_inner(
     if let Some(body) = small {
         return upload_small(client, remote, body, mtime, options, observer, job).await;
     }
+    let mut machine = UploadSender::new(size, options.resume).map_err(broken)?;
     let transfer_id = client.next_transfer_id();
     let ready = client
         .request(Request::PutOpen {
@@ -155,63 +180,98 @@ async fn upload_inner(
         return Err(unexpected(&ready));
     };
     let path = local.to_owned();
-    let (file, start, hasher) = blocking(move || {
+    let (file, mut machine, (start, length), hasher) = blocking(move || {
         let mut hasher = blake3::Hasher::new();
-        if let Some(expected) = prefix_hash.filter(|_| offset > 0 && offset <= size) {
-            pump::hash_prefix(&file, offset, &mut hasher)
+        // The core decides whether the server's prefix is worth comparing.
+        let mut action = machine
+            .handle(SendEvent::Ready {
+                offset,
+                prefix_hash,
+            })
+            .map_err(broken)?;
+        if let SendAction::HashPrefix { length } = action {
+            pump::hash_prefix(&file, length, &mut hasher)
                 .map_err(|error| ClientError::local(&path, error))?;
-            if hasher.finalize().as_bytes() == &expected {
-                return Ok((file, offset, hasher));
-            }
+            action = machine
+                .handle(SendEvent::PrefixHashed(*hasher.finalize().as_bytes()))
+                .map_err(broken)?;
+        }
+        let SendAction::Start {
+            start,
+            length,
+            continue_prefix,
+        } = action
+        else {
+            return Err(out_of_step(&action));
+        };
+        if !continue_prefix {
             hasher.reset();
         }
-        Ok((file, 0, hasher))
+        Ok((file, machine, (start, length), hasher))
     })
     .await?;
     observer.started(job, remote, size, start);
     let sent = async {
         let mut send = client.open_data_stream(transfer_id, start).await?;
+        let mut refused = None;
         let hasher = pump::send_file(
             file,
             start,
-            size - start,
+            length,
             hasher,
             &mut send,
             options.stream(),
             |bytes| {
                 observer.advanced(job, bytes);
+                if refused.is_none() {
+                    refused = machine.handle(SendEvent::Bytes(bytes)).err();
+                }
             },
         )
         .await
         .map_err(|error| pump_error(local, error))?;
+        if let Some(error) = refused {
+            return Err(broken(error));
+        }
         send.finish()
             .map_err(|error| ClientError::ConnectionLost(error.to_string()))?;
-        Ok::<_, ClientError>(hasher)
+        machine.handle(SendEvent::StreamFinished).map_err(broken)?;
+        match machine
+            .handle(SendEvent::HashComputed(*hasher.finalize().as_bytes()))
+            .map_err(broken)?
+        {
+            SendAction::SendHash { hash } => Ok::<_, ClientError>(hash),
+            action => Err(out_of_step(&action)),
+        }
     }
     .await;
-    let hasher = match sent {
-        Ok(hasher) => hasher,
+    let hash = match sent {
+        Ok(hash) => hash,
         Err(error) => {
             let _ = client.send(Request::PutAbort { transfer_id }).await;
             return Err(error);
         }
     };
     let done = client
-        .request(Request::PutCommit {
-            transfer_id,
-            hash: *hasher.finalize().as_bytes(),
-        })
+        .request(Request::PutCommit { transfer_id, hash })
         .await?;
-    match done {
-        Response::PutDone {
+    let Response::PutDone {
+        bytes_received,
+        resumed,
+    } = done
+    else {
+        return Err(unexpected(&done));
+    };
+    // The server's account of the upload must match what went out.
+    match machine
+        .handle(SendEvent::Done {
             bytes_received,
             resumed,
-        } => Ok(TransferOutcome {
-            size,
-            transferred: bytes_received,
-            resumed,
-        }),
-        other => Err(unexpected(&other)),
+        })
+        .map_err(broken)?
+    {
+        SendAction::Done(summary) => Ok(outcome(summary)),
+        action => Err(out_of_step(&action)),
     }
 }
 
@@ -338,7 +398,7 @@ async fn download_inner(
     // Opening walks a few directories; it is quick enough to stay here.
     let partial = destination.open_partial(name)?;
     let resume = options.resume;
-    let (partial, local_resume, hasher) = blocking(move || {
+    let (partial, asked, hasher) = blocking(move || {
         let path = partial.partial_path();
         let length = partial
             .file
@@ -346,18 +406,19 @@ async fn download_inner(
             .map_err(|error| ClientError::local(&path, error))?
             .len();
         let mut hasher = blake3::Hasher::new();
-        if resume && length > 0 {
-            pump::hash_prefix(&partial.file, length, &mut hasher)
-                .map_err(|error| ClientError::local(&path, error))?;
-            let point = ResumePoint {
-                offset: length,
-                prefix_hash: *hasher.finalize().as_bytes(),
-            };
-            return Ok((partial, Some(point), hasher));
-        }
-        Ok((partial, None, hasher))
+        let Some(length) = resume::download_ask(resume, length) else {
+            return Ok((partial, None, hasher));
+        };
+        pump::hash_prefix(&partial.file, length, &mut hasher)
+            .map_err(|error| ClientError::local(&path, error))?;
+        let point = ResumePoint {
+            offset: length,
+            prefix_hash: *hasher.finalize().as_bytes(),
+        };
+        Ok((partial, Some(point), hasher))
     })
     .await?;
+    let mut machine = DownloadReceiver::new(asked);
 
     let transfer_id = client.next_transfer_id();
     let mut stream_waiter = client.expect_data_stream(transfer_id);
@@ -366,7 +427,7 @@ async fn download_inner(
             .send(Request::GetOpen {
                 transfer_id,
                 path: remote.to_owned(),
-                resume: local_resume,
+                resume: asked,
             })
             .await?;
         let ready = responses.next().await?;
@@ -377,7 +438,7 @@ async fn download_inner(
         Ok(opened) => opened,
         Err(error) => {
             // Leave no empty partial behind for a file that never came.
-            if local_resume.is_none() {
+            if asked.is_none() {
                 partial.discard();
             }
             return Err(error);
@@ -391,56 +452,91 @@ async fn download_inner(
     else {
         return Err(unexpected(&ready));
     };
-    let hasher = match local_resume {
-        Some(point) if point.offset == offset => hasher,
-        _ if offset == 0 => blake3::Hasher::new(),
-        _ => {
-            return Err(ClientError::Protocol(format!(
-                "the server offered to resume at {offset}, which was not asked"
-            )));
+    machine
+        .handle(ReceiveEvent::Ready { size, offset })
+        .map_err(broken)?;
+    observer.started(job, remote, size, offset);
+    let (header, mut recv) = stream_waiter.stream().await?;
+    let (start, length, continue_prefix) = match machine.handle(ReceiveEvent::HeaderArrived {
+        offset: header.offset,
+    }) {
+        Ok(ReceiveAction::AcceptStream {
+            start,
+            length,
+            continue_prefix,
+        }) => (start, length, continue_prefix),
+        Ok(action) => return Err(out_of_step(&action)),
+        Err(error) => {
+            let _ = recv.stop(1u32.into());
+            return Err(broken(error));
         }
     };
-    observer.started(job, remote, size, offset);
-    let mut recv = stream_waiter.stream().await?;
+    let hasher = if continue_prefix {
+        hasher
+    } else {
+        blake3::Hasher::new()
+    };
     let partial_path = partial.partial_path();
     let file = partial
         .file
         .try_clone()
         .map_err(|error| ClientError::local(&partial_path, error))?;
+    // The core counts every chunk; the pump itself cuts a stream longer
+    // than `length`, since only it can stop the stream.
+    let mut refused = None;
     let (file, hasher) = pump::receive_file(
         &mut recv,
         file,
-        offset,
-        size - offset,
+        start,
+        length,
         hasher,
         options.stream(),
         std::future::pending(),
         |bytes| {
             observer.advanced(job, bytes);
+            if refused.is_none() {
+                refused = machine.handle(ReceiveEvent::Bytes(bytes)).err();
+            }
         },
     )
     .await
     .map_err(|error| pump_error(&partial_path, error))?;
     drop(file);
+    if let Some(error) = refused {
+        return Err(broken(error));
+    }
+    machine
+        .handle(ReceiveEvent::StreamFinished)
+        .map_err(broken)?;
     let done = responses.next().await?;
     let Response::GetDone { hash } = done else {
         return Err(unexpected(&done));
     };
-    let verified = hasher.finalize().as_bytes() == &hash;
+    let action = machine
+        .handle(ReceiveEvent::CommitRequested { hash })
+        .map_err(broken)?;
+    if action != ReceiveAction::Verify {
+        return Err(out_of_step(&action));
+    }
+    let computed = *hasher.finalize().as_bytes();
     blocking(move || {
-        if !verified {
-            let path = partial.final_path().to_owned();
-            partial.discard();
-            return Err(ClientError::IntegrityMismatch { path });
+        let verified = match machine.handle(ReceiveEvent::HashComputed(computed)) {
+            Ok(ReceiveAction::Commit(verified)) => verified,
+            Err(TransferError::HashMismatch(_)) => {
+                let path = partial.final_path().to_owned();
+                partial.discard();
+                return Err(ClientError::IntegrityMismatch { path });
+            }
+            Err(error) => return Err(broken(error)),
+            Ok(action) => return Err(out_of_step(&action)),
+        };
+        partial.commit(verified, mtime.to_system_time())?;
+        match machine.handle(ReceiveEvent::Committed).map_err(broken)? {
+            ReceiveAction::Done(summary) => Ok(outcome(summary)),
+            action => Err(out_of_step(&action)),
         }
-        partial.commit(mtime.to_system_time())
     })
-    .await?;
-    Ok(TransferOutcome {
-        size,
-        transferred: size - offset,
-        resumed: offset,
-    })
+    .await
 }
 
 /// Whether an error is worth retrying on a new connection (the network or

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use qftp_proto::transfer::DATA_HEADER_MAX;
 use qftp_proto::{
     ClientFrame, ClientHello, DataHeader, ErrorKind, PROTOCOL_VERSION, Request, Response,
     ServerFrame, ServerHello, Timestamp,
@@ -59,8 +60,6 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// upload's body counts against `limits.max_open_uploads_per_user`), and
 /// past this many the control stream is not read any further.
 const REQUESTS_IN_FLIGHT: usize = 256;
-/// The largest data-stream header frame accepted.
-const DATA_HEADER_LIMIT: usize = 64;
 
 /// Serves one incoming connection, with the transport settings of its
 /// path, until it closes.
@@ -452,7 +451,7 @@ async fn accept_data_streams(context: Context) {
         tokio::spawn(async move {
             let header = tokio::time::timeout(
                 HELLO_TIMEOUT,
-                framed::read_message::<DataHeader>(&mut recv, DATA_HEADER_LIMIT),
+                framed::read_message::<DataHeader>(&mut recv, DATA_HEADER_MAX),
             )
             .await;
             match header {

@@ -2,6 +2,7 @@
 
 use std::io;
 
+use qftp_proto::transfer::TransferError;
 use qftp_proto::{ErrorKind, ErrorReply};
 
 /// A request failed; `kind` is for programs, `message` for people.
@@ -51,6 +52,12 @@ impl RequestError {
             tracing::warn!(path = user_path, %error, "file system error");
         }
         Self::new(kind, format!("{user_path}: {what}"))
+    }
+
+    /// A rule of the transfer core broken on `user_path`: its class goes to
+    /// the peer as [`TransferError::kind`] says, its words after the path.
+    pub fn from_transfer(error: &TransferError, user_path: &str) -> Self {
+        Self::new(error.kind(), format!("{user_path}: {error}"))
     }
 
     /// The wire form.

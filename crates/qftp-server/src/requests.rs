@@ -24,9 +24,6 @@ use crate::transfer::{download, small, upload};
 /// `max_frame_size` allows: with the reply channel's 64 frames, a connection
 /// that reads nothing makes the server hold at most 4 MiB of answers.
 const LISTING_FRAME_BYTES: usize = 64 * 1024;
-/// The largest file an upload may declare: file sizes and offsets are
-/// signed 64-bit numbers on disk, so nothing larger can ever be stored.
-const MAX_UPLOAD_SIZE: u64 = i64::MAX as u64;
 
 /// Whether `request` needs the session to be valid right now. Abandoning
 /// an upload, and logging out, do not. Committing one does: an upload
@@ -91,10 +88,6 @@ pub(crate) async fn dispatch(context: &Context, id: u64, request: Request) {
             Err(error) => Err(error),
         },
         Request::Rename { from, to } => rename(context, &from, &to).await,
-        Request::PutOpen { path, size, .. } if size > MAX_UPLOAD_SIZE => Err(RequestError::new(
-            ErrorKind::LimitReached,
-            format!("{path}: a file of {size} bytes is larger than any file the server can store"),
-        )),
         Request::PutOpen {
             transfer_id,
             path,

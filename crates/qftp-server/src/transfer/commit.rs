@@ -1,10 +1,10 @@
 //! The atomic commit of an upload, in one place: verify, seal, rename with
 //! the quota charge, directory flush.
 //!
-//! 1. [`verify`]: the client's declared hash is compared with the hash of
-//!    the bytes received ([`qftp_proto::hash::verify`]); a mismatch
-//!    discards the upload and its partial file. Only a match yields the
-//!    [`VerifiedHash`] that [`commit`] asks for.
+//! 1. [`verify`]: the transfer core compared the client's declared hash
+//!    with the hash of the bytes received; a mismatch discards the upload
+//!    and its partial file. Only a match yields the [`VerifiedHash`] that
+//!    [`commit`] asks for.
 //! 2. Seal: the partial file gets the client's mtime and is fsynced.
 //! 3. Under the user's quota lock ([`UserQuota::commit`]), the entry under
 //!    the final name is measured, the partial is renamed over it, and the
@@ -25,8 +25,9 @@
 use std::fs::File;
 use std::time::SystemTime;
 
-use qftp_proto::hash::{self, VerifiedHash};
-use qftp_proto::{ErrorKind, HashBytes};
+use qftp_proto::ErrorKind;
+use qftp_proto::hash::VerifiedHash;
+use qftp_proto::transfer::{ReceiveAction, TransferError};
 
 use crate::error::{RequestError, RequestResult};
 use crate::jail::JailedTarget;
@@ -72,26 +73,27 @@ pub(crate) struct Owner<'a> {
     pub entry_cost: u64,
 }
 
-/// Step 1: checks the client's `declared` hash against `computed`, the hash
-/// of the bytes received. On a mismatch the upload is discarded (its
-/// partial file removed) and the error says so.
+/// Step 1: takes the transfer core's answer to the driver's hash of the
+/// bytes received. Only [`ReceiveAction::Commit`] carries on; a hash
+/// mismatch is reported as [`mismatch`] (the caller discards what it
+/// holds), any other broken rule as the peer's error as is.
 pub(crate) fn verify(
-    declared: &HashBytes,
-    computed: &HashBytes,
-    reservation: UploadReservation,
+    answer: Result<ReceiveAction, TransferError>,
     shown: &str,
-) -> RequestResult<(VerifiedHash, UploadReservation)> {
-    match hash::verify(declared, computed) {
-        Ok(verified) => Ok((verified, reservation)),
-        Err(_) => {
-            reservation.discard();
-            Err(mismatch(shown))
-        }
+) -> RequestResult<VerifiedHash> {
+    match answer {
+        Ok(ReceiveAction::Commit(verified)) => Ok(verified),
+        Err(TransferError::HashMismatch(_)) => Err(mismatch(shown)),
+        Err(error) => Err(RequestError::from_transfer(&error, shown)),
+        Ok(action) => Err(RequestError::new(
+            ErrorKind::Internal,
+            format!("{shown}: the upload cannot be committed ({action:?})"),
+        )),
     }
 }
 
 /// The error for bytes that do not hash to what the client declared.
-pub(crate) fn mismatch(shown: &str) -> RequestError {
+fn mismatch(shown: &str) -> RequestError {
     RequestError::new(
         ErrorKind::IntegrityMismatch,
         format!("{shown}: BLAKE3 mismatch; the upload was discarded"),

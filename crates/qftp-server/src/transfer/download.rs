@@ -1,16 +1,17 @@
 //! A download, from `GetOpen` to `GetDone`.
 //!
-//! The file is opened inside the jail (regular files only); a client's
-//! partial is continued only if the BLAKE3 of its prefix equals ours
-//! ([`qftp_proto::hash::verify`]), else the download starts at 0. The rest
+//! The file is opened inside the jail (regular files only); the transfer
+//! core ([`DownloadSender`]) continues a client's partial only if the
+//! BLAKE3 of its prefix equals ours, else the download starts at 0. The rest
 //! goes out on a unidirectional stream of its own through
-//! [`qftp_transport::pump::send_file`], hashed as it is read, and `GetDone`
-//! carries the hash of the whole file. At most `max_streams_per_connection`
+//! [`qftp_transport::pump::send_file`], hashed as it is read and counted by
+//! the core, and `GetDone` carries the hash of the whole file once the
+//! core has seen the whole stream go out. At most `max_streams_per_connection`
 //! downloads stream at once on one connection.
 //!
 //! This module writes nothing to the home and charges no quota.
 
-use qftp_proto::hash;
+use qftp_proto::transfer::{DATA_HEADER_MAX, DownloadSender, SendAction, SendEvent};
 use qftp_proto::{DataHeader, EntryKind, ErrorKind, Response, ResumePoint};
 use qftp_transport::framed;
 use qftp_transport::pump::{self, StreamOptions};
@@ -30,7 +31,9 @@ pub(crate) async fn download(
     let slot = context.transfers.claim(transfer_id, None)?;
     let _permit = context.transfers.download_slot().await?;
     let shown = path.to_string();
-    let (file, size, mtime, offset, hasher) = context
+    let failed =
+        |message: String| RequestError::new(ErrorKind::Internal, format!("{shown}: {message}"));
+    let (file, size, mtime, mut machine, (start, length), hasher) = context
         .blocking(move |jail| {
             let (file, info) = jail.open_read(&path)?;
             if info.kind != EntryKind::File {
@@ -40,21 +43,35 @@ pub(crate) async fn download(
                 ));
             }
             let mut hasher = blake3::Hasher::new();
-            let offset = match resume {
-                Some(point) if point.offset > 0 && point.offset <= info.size => {
-                    pump::hash_prefix(&file, point.offset, &mut hasher)
-                        .map_err(|error| RequestError::from_io(&error, &path.to_string()))?;
-                    // The client's prefix is continued only if proven equal.
-                    if hash::verify(&point.prefix_hash, hasher.finalize().as_bytes()).is_ok() {
-                        point.offset
-                    } else {
-                        hasher.reset();
-                        0
-                    }
-                }
-                _ => 0,
+            // The core decides whether the client's prefix is worth hashing
+            // and continues it only if proven equal.
+            let (mut machine, mut action) = DownloadSender::open(info.size, resume);
+            if let SendAction::HashPrefix { length } = action {
+                pump::hash_prefix(&file, length, &mut hasher)
+                    .map_err(|error| RequestError::from_io(&error, &path.to_string()))?;
+                action = machine
+                    .handle(SendEvent::PrefixHashed(*hasher.finalize().as_bytes()))
+                    .map_err(|error| out_of_step(&path.to_string(), &error))?;
+            }
+            let SendAction::Start {
+                start,
+                length,
+                continue_prefix,
+            } = action
+            else {
+                return Err(out_of_step(&path.to_string(), &action));
             };
-            Ok((file, info.size, info.mtime, offset, hasher))
+            if !continue_prefix {
+                hasher.reset();
+            }
+            Ok((
+                file,
+                info.size,
+                info.mtime,
+                machine,
+                (start, length),
+                hasher,
+            ))
         })
         .await?;
     context
@@ -63,12 +80,10 @@ pub(crate) async fn download(
             Response::GetReady {
                 size,
                 mtime,
-                offset,
+                offset: start,
             },
         )
         .await;
-    let failed =
-        |message: String| RequestError::new(ErrorKind::Internal, format!("{shown}: {message}"));
     let mut send = context
         .connection
         .open_uni()
@@ -78,28 +93,42 @@ pub(crate) async fn download(
         &mut send,
         &DataHeader {
             transfer_id,
-            offset,
+            offset: start,
         },
-        64,
+        DATA_HEADER_MAX,
     )
     .await
     .map_err(|error| failed(error.to_string()))?;
 
     let stall = StreamOptions::unlimited(context.state.config.idle_timeout());
-    let hasher = pump::send_file(
-        file,
-        offset,
-        size - offset,
-        hasher,
-        &mut send,
-        stall,
-        |_| {},
-    )
+    let mut broken = None;
+    let hasher = pump::send_file(file, start, length, hasher, &mut send, stall, |bytes| {
+        if broken.is_none() {
+            broken = machine.handle(SendEvent::Bytes(bytes)).err();
+        }
+    })
     .await
     .map_err(|error| failed(error.to_string()))?;
+    if let Some(error) = broken {
+        return Err(out_of_step(&shown, &error));
+    }
+    let declared = machine
+        .handle(SendEvent::StreamFinished)
+        .and_then(|_| machine.handle(SendEvent::HashComputed(*hasher.finalize().as_bytes())))
+        .map_err(|error| out_of_step(&shown, &error))?;
+    let SendAction::SendHash { hash } = declared else {
+        return Err(out_of_step(&shown, &declared));
+    };
     let _ = send.finish();
     drop(slot);
-    Ok(Some(Response::GetDone {
-        hash: *hasher.finalize().as_bytes(),
-    }))
+    Ok(Some(Response::GetDone { hash }))
+}
+
+/// The core refused what this side did, or asked for a step this driver
+/// has not: a fault of the server's, never the client's.
+fn out_of_step(shown: &str, what: &dyn std::fmt::Debug) -> RequestError {
+    RequestError::new(
+        ErrorKind::Internal,
+        format!("{shown}: the download went out of step ({what:?})"),
+    )
 }

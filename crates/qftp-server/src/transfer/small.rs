@@ -1,7 +1,9 @@
 //! The one-exchange small upload (`PutSmall`, at most
-//! [`qftp_proto::SMALL_FILE_MAX`] bytes): the body is read whole into
-//! memory (bounded by the declared size), its hash verified, and then one
-//! blocking step reserves, writes the partial and commits it.
+//! [`qftp_proto::SMALL_FILE_MAX`] bytes): the transfer core
+//! ([`SmallUploadReceiver`]) checks the size and where the stream starts,
+//! the body is read whole into memory (bounded by the declared size), the
+//! core verifies its hash, and then one blocking step reserves, writes the
+//! partial and commits it.
 //!
 //! This module streams nothing to disk and keeps no partial for a resume: a
 //! failed small upload leaves nothing behind. The commit itself is
@@ -10,15 +12,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use qftp_proto::hash::{self, VerifiedHash};
+use qftp_proto::hash::VerifiedHash;
 use qftp_proto::path::RemotePath;
+use qftp_proto::transfer::{ReceiveAction, ReceiveEvent, SmallUploadReceiver, TransferError};
 use qftp_proto::{ErrorKind, HashBytes, Response, Timestamp};
 use qftp_transport::pump;
 use tokio::sync::oneshot;
 
 use super::commit::{self, Finished, IfUnsealed, Owner};
 use super::routing::{Inbox, stream_code};
-use super::upload::prepare_upload;
+use super::upload::{self, prepare_upload};
 use crate::error::{RequestError, RequestResult};
 use crate::jail::Jail;
 use crate::partials::Staging;
@@ -52,15 +55,9 @@ pub(crate) async fn upload_small(context: &Context, small: SmallUpload) -> Handl
         .state
         .open_uploads
         .open(&context.session.user, &path)?;
-    if size > qftp_proto::SMALL_FILE_MAX {
-        return Err(RequestError::new(
-            ErrorKind::Protocol,
-            format!(
-                "{path}: {size} bytes is too large for a small upload (at most {})",
-                qftp_proto::SMALL_FILE_MAX
-            ),
-        ));
-    }
+    // Above the small-upload bound the core refuses it.
+    let mut machine = SmallUploadReceiver::open(size, hash)
+        .map_err(|error| RequestError::from_transfer(&error, &path))?;
     let path = context.parse_path(&path)?;
     context
         .session
@@ -79,27 +76,43 @@ pub(crate) async fn upload_small(context: &Context, small: SmallUpload) -> Handl
         },
         _ = context.connection.closed() => return Err(failed("connection closed")),
     };
-    if header.offset != 0 {
-        let _ = recv.stop(stream_code::BAD_HEADER.into());
-        return Err(RequestError::new(
-            ErrorKind::Protocol,
-            format!("{shown}: a small upload starts at 0, not {}", header.offset),
-        ));
-    }
-    let body = pump::receive_small(&mut recv, size as usize, timeout, async {
+    let refused = |error: TransferError| RequestError::from_transfer(&error, &shown);
+    let length = match machine.handle(ReceiveEvent::HeaderArrived {
+        offset: header.offset,
+    }) {
+        Ok(ReceiveAction::AcceptStream { length, .. }) => length,
+        Ok(action) => return Err(upload::unexpected(action, &shown)),
+        Err(error) => {
+            let _ = recv.stop(stream_code::BAD_HEADER.into());
+            return Err(refused(error));
+        }
+    };
+    // The pump holds at most `length` bytes and cuts a longer stream.
+    let body = pump::receive_small(&mut recv, length as usize, timeout, async {
         context.connection.closed().await;
     })
     .await
     .map_err(|error| failed(&error.to_string()))?;
+    machine
+        .handle(ReceiveEvent::Bytes(body.len() as u64))
+        .map_err(refused)?;
+    let action = machine
+        .handle(ReceiveEvent::StreamFinished)
+        .map_err(refused)?;
+    if action != ReceiveAction::Verify {
+        return Err(upload::unexpected(action, &shown));
+    }
     let quota = Arc::clone(&context.session.quota);
     let state = Arc::clone(&context.state);
     let staging = context.session.staging.clone();
     let entry_cost = context.session.jail.entry_cost();
     let mtime = mtime.to_system_time();
-    context
+    let summary = context
         .blocking(move |jail| {
-            let verified = hash::verify(&hash, blake3::hash(&body).as_bytes())
-                .map_err(|_| commit::mismatch(&path.to_string()))?;
+            let shown = path.to_string();
+            let computed = *blake3::hash(&body).as_bytes();
+            let verified =
+                commit::verify(machine.handle(ReceiveEvent::HashComputed(computed)), &shown)?;
             let upload = SmallStore {
                 state: &state,
                 quota: &quota,
@@ -107,13 +120,20 @@ pub(crate) async fn upload_small(context: &Context, small: SmallUpload) -> Handl
                 path: &path,
                 entry_cost,
             };
-            store_small(jail, upload, &body, verified, mtime)
+            store_small(jail, upload, &body, verified, mtime)?;
+            match machine
+                .handle(ReceiveEvent::Committed)
+                .map_err(|error| RequestError::from_transfer(&error, &shown))?
+            {
+                ReceiveAction::Done(summary) => Ok(summary),
+                action => Err(upload::unexpected(action, &shown)),
+            }
         })
         .await?;
     tracing::debug!(user = %context.session.user, path = %shown, size, "small upload stored");
     Ok(Some(Response::PutDone {
-        bytes_received: size,
-        resumed: 0,
+        bytes_received: summary.transferred,
+        resumed: summary.resumed,
     }))
 }
 

@@ -8,10 +8,11 @@
 //!    the client where to start.
 //! 2. The data stream arrives through [`super::routing`] and
 //!    [`qftp_transport::pump::receive_file`] writes and hashes it on a
-//!    blocking thread with bounded memory; a stream longer than declared is
-//!    cut.
-//! 3. `PutCommit` brings the client's hash and [`super::commit`] does the
-//!    rest. An upload that ends any other way settles its reservation as
+//!    blocking thread with bounded memory; the core checks where the stream
+//!    starts and counts its bytes, and the pump cuts a stream longer than
+//!    declared (only it can stop the stream).
+//! 3. `PutCommit` brings the client's hash; the core verifies it against
+//!    the bytes received and [`super::commit`] does the rest. An upload that ends any other way settles its reservation as
 //!    abandoned, on the blocking pool.
 //!
 //! This module does not commit (that is [`super::commit`]'s) and does not
@@ -21,6 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qftp_proto::path::RemotePath;
+use qftp_proto::transfer::{
+    ReceiveAction, ReceiveEvent, TransferError, UploadReceiver, UploadState,
+};
 use qftp_proto::{DataHeader, ErrorKind, HashBytes, Response, Timestamp};
 use qftp_transport::pump::{self, PumpError, StreamOptions};
 use tokio::sync::oneshot;
@@ -79,18 +83,13 @@ pub(crate) struct PreparedUpload {
     pub target: JailedTarget,
     /// The partial file, opened for writing.
     pub file: std::fs::File,
-    /// The length of the partial kept for a resume (0 without one).
-    pub offset: u64,
-    /// The BLAKE3 of the kept prefix, for the client to compare.
-    pub prefix_hash: Option<HashBytes>,
-    /// The hasher fed with the kept prefix.
-    pub hasher: blake3::Hasher,
 }
 
 /// Opens the target's directory, then, under the user's quota lock,
 /// reserves room for the upload and only then opens its partial file in the
 /// staging directory, so a refused upload leaves nothing behind. With
-/// `resume`, an existing partial no longer than `size` is kept and hashed.
+/// `resume`, an existing partial no longer than `size` is kept (its length
+/// is the reservation's [`UploadReservation::kept`]).
 pub(crate) fn prepare_upload(
     jail: &Jail,
     staging: &Staging,
@@ -105,29 +104,70 @@ pub(crate) fn prepare_upload(
     target.existing_footprint(&shown, 0)?;
     check_free_space(target.dir(), size, &shown)?;
     let (file, reservation) = quota.reserve(path, size, staging.partial(path), |_| resume)?;
-    let io_error = |error: std::io::Error| RequestError::from_io(&error, &shown);
-    let kept = reservation.kept();
+    Ok((PreparedUpload { target, file }, reservation))
+}
+
+/// A prepared upload and what the transfer core made of its partial file.
+#[derive(Debug)]
+struct OpenedUpload {
+    prepared: PreparedUpload,
+    machine: UploadReceiver,
+    /// What `PutReady` offers.
+    offset: u64,
+    prefix_hash: Option<HashBytes>,
+    /// The hasher fed with the offered prefix.
+    hasher: blake3::Hasher,
+}
+
+/// Tells the core how long the kept partial is and, when it asks, hashes
+/// the prefix it offers, until it answers what `PutReady` says.
+fn offer(
+    mut machine: UploadReceiver,
+    prepared: PreparedUpload,
+    kept: u64,
+    shown: &str,
+) -> RequestResult<OpenedUpload> {
+    let refused = |error: TransferError| RequestError::from_transfer(&error, shown);
     let mut hasher = blake3::Hasher::new();
-    let (offset, prefix_hash) = if kept > 0 {
-        pump::hash_prefix(&file, kept, &mut hasher).map_err(io_error)?;
-        (kept, Some(*hasher.finalize().as_bytes()))
-    } else {
-        (0, None)
+    let mut action = machine
+        .handle(ReceiveEvent::PartialFound { length: kept })
+        .map_err(refused)?;
+    if let ReceiveAction::HashPrefix { length } = action {
+        pump::hash_prefix(&prepared.file, length, &mut hasher)
+            .map_err(|error| RequestError::from_io(&error, shown))?;
+        action = machine
+            .handle(ReceiveEvent::PrefixHashed(*hasher.finalize().as_bytes()))
+            .map_err(refused)?;
+    }
+    let ReceiveAction::SendReady {
+        offset,
+        prefix_hash,
+    } = action
+    else {
+        return Err(unexpected(action, shown));
     };
-    Ok((
-        PreparedUpload {
-            target,
-            file,
-            offset,
-            prefix_hash,
-            hasher,
-        },
-        reservation,
-    ))
+    Ok(OpenedUpload {
+        prepared,
+        machine,
+        offset,
+        prefix_hash,
+        hasher,
+    })
+}
+
+/// The core answered something this driver has no step for.
+pub(crate) fn unexpected(action: ReceiveAction, shown: &str) -> RequestError {
+    RequestError::new(
+        ErrorKind::Internal,
+        format!("{shown}: the upload went out of step ({action:?})"),
+    )
 }
 
 /// Serves `PutOpen` and then the whole upload; answers the commit itself.
 pub(crate) async fn upload(context: &Context, open: UploadOpen) -> HandlerResult {
+    // A size no file can have is refused before anything else.
+    let machine = UploadReceiver::open(open.size, open.resume)
+        .map_err(|error| RequestError::from_transfer(&error, &open.path))?;
     // Hardening (resources): one of the user's open uploads until this ends.
     let _open_upload = context
         .state
@@ -141,12 +181,20 @@ pub(crate) async fn upload(context: &Context, open: UploadOpen) -> HandlerResult
         .quota
         .take_over(&path, Duration::from_secs(10))
         .await;
-    let (prepared, reservation) = {
+    let (opened, reservation) = {
         let path = path.clone();
         let quota = Arc::clone(&context.session.quota);
         let staging = context.session.staging.clone();
         context
-            .blocking(move |jail| prepare_upload(jail, &staging, &quota, &path, size, resume))
+            .blocking(move |jail| {
+                let (prepared, reservation) =
+                    prepare_upload(jail, &staging, &quota, &path, size, resume)?;
+                let kept = reservation.kept();
+                Ok((
+                    offer(machine, prepared, kept, &path.to_string())?,
+                    reservation,
+                ))
+            })
             .await?
     };
     // However this upload ends, settling its reservation writes the ledger:
@@ -165,8 +213,8 @@ pub(crate) async fn upload(context: &Context, open: UploadOpen) -> HandlerResult
         .reply(
             open.request_id,
             Response::PutReady {
-                offset: prepared.offset,
-                prefix_hash: prepared.prefix_hash,
+                offset: opened.offset,
+                prefix_hash: opened.prefix_hash,
             },
         )
         .await;
@@ -177,7 +225,7 @@ pub(crate) async fn upload(context: &Context, open: UploadOpen) -> HandlerResult
     let received = receive(
         context,
         &open,
-        prepared,
+        opened,
         stream_receiver,
         timeout,
         give_way.as_mut(),
@@ -230,24 +278,32 @@ pub(crate) async fn upload(context: &Context, open: UploadOpen) -> HandlerResult
 #[derive(Debug)]
 struct ReceivedUpload {
     prepared: PreparedUpload,
-    start: u64,
-    received: u64,
+    machine: UploadReceiver,
+    /// The hash of every byte of the file so far.
+    hasher: blake3::Hasher,
 }
 
 async fn receive(
     context: &Context,
     open: &UploadOpen,
-    mut prepared: PreparedUpload,
+    opened: OpenedUpload,
     stream: oneshot::Receiver<(DataHeader, quinn::RecvStream)>,
     timeout: Duration,
     mut give_way: std::pin::Pin<&mut (impl std::future::Future<Output = ()> + ?Sized)>,
 ) -> RequestResult<ReceivedUpload> {
+    let OpenedUpload {
+        prepared,
+        mut machine,
+        hasher: prefix_hasher,
+        ..
+    } = opened;
     let failed = |message: &str| {
         RequestError::new(
             ErrorKind::IntegrityMismatch,
             format!("{}: {message}", open.path),
         )
     };
+    let refused = |error: TransferError| RequestError::from_transfer(&error, &open.path);
     let (header, mut recv) = tokio::select! {
         stream = tokio::time::timeout(timeout, stream) => match stream {
             Ok(Ok(stream)) => stream,
@@ -256,48 +312,62 @@ async fn receive(
         _ = context.connection.closed() => return Err(failed("connection closed")),
         () = &mut give_way => return Err(failed("superseded by a newer upload of the same file")),
     };
-    let start = header.offset;
-    if start != prepared.offset && start != 0 {
-        let _ = recv.stop(stream_code::BAD_HEADER.into());
-        return Err(RequestError::new(
-            ErrorKind::Protocol,
-            format!(
-                "{}: data must start at 0 or {}, not {start}",
-                open.path, prepared.offset
-            ),
-        ));
-    }
-    let expected = open.size - start;
-    let hasher = if start == 0 {
-        blake3::Hasher::new()
+    let accepted = machine.handle(ReceiveEvent::HeaderArrived {
+        offset: header.offset,
+    });
+    let (start, length, continue_prefix) = match accepted {
+        Ok(ReceiveAction::AcceptStream {
+            start,
+            length,
+            continue_prefix,
+        }) => (start, length, continue_prefix),
+        Ok(action) => return Err(unexpected(action, &open.path)),
+        Err(error) => {
+            let _ = recv.stop(stream_code::BAD_HEADER.into());
+            return Err(refused(error));
+        }
+    };
+    let hasher = if continue_prefix {
+        prefix_hasher
     } else {
-        prepared.hasher.clone()
+        blake3::Hasher::new()
     };
     let file = prepared
         .file
         .try_clone()
         .map_err(|error| RequestError::from_io(&error, &open.path))?;
+    // The core counts every chunk; the pump itself cuts a stream that
+    // carries more than `length`, since only it can stop the stream.
+    let mut broken = None;
     let (_, hasher) = pump::receive_file(
         &mut recv,
         file,
         start,
-        expected,
+        length,
         hasher,
         StreamOptions::unlimited(timeout),
         give_way,
-        |_| {},
+        |bytes| {
+            if broken.is_none() {
+                broken = machine.handle(ReceiveEvent::Bytes(bytes)).err();
+            }
+        },
     )
     .await
     .map_err(|error| match error {
         PumpError::Disk(error) => RequestError::from_io(&error, &open.path),
         other => failed(&other.to_string()),
     })?;
-    let received = expected;
-    prepared.hasher = hasher;
+    if let Some(error) = broken {
+        return Err(refused(error));
+    }
+    machine
+        .handle(ReceiveEvent::StreamFinished)
+        .map_err(refused)?;
     Ok(ReceivedUpload {
         prepared,
-        start,
-        received,
+        machine,
+        hasher,
     })
 }
 
@@ -313,8 +383,8 @@ async fn finish_upload(
 ) -> RequestResult<Response> {
     let ReceivedUpload {
         prepared,
-        start,
-        received,
+        mut machine,
+        hasher,
     } = upload;
     let shown = path.to_string();
     let mtime = open.mtime.to_system_time();
@@ -322,9 +392,29 @@ async fn finish_upload(
     let quota = Arc::clone(&context.session.quota);
     let state = Arc::clone(&context.state);
     let entry_cost = context.session.jail.entry_cost();
-    off_runtime(move || {
-        let computed = *prepared.hasher.finalize().as_bytes();
-        let (verified, reservation) = commit::verify(&client_hash, &computed, reservation, &shown)?;
+    let summary = off_runtime(move || {
+        let refused = |error: TransferError| RequestError::from_transfer(&error, &shown);
+        let action = machine
+            .handle(ReceiveEvent::CommitRequested { hash: client_hash })
+            .map_err(refused)?;
+        if action != ReceiveAction::Verify {
+            return Err(unexpected(action, &shown));
+        }
+        let computed = *hasher.finalize().as_bytes();
+        let answer = machine.handle(ReceiveEvent::HashComputed(computed));
+        let verified = match commit::verify(answer, &shown) {
+            Ok(verified) => verified,
+            Err(error) => {
+                // Bytes that do not hash as declared are not kept for a resume.
+                if matches!(
+                    machine.state(),
+                    UploadState::Failed(TransferError::HashMismatch(_))
+                ) {
+                    reservation.discard();
+                }
+                return Err(error);
+            }
+        };
         let upload = Finished {
             file: &prepared.file,
             size,
@@ -337,13 +427,17 @@ async fn finish_upload(
             quota: &quota,
             entry_cost,
         };
-        commit::commit(verified, &prepared.target, upload, reservation, owner)
+        commit::commit(verified, &prepared.target, upload, reservation, owner)?;
+        match machine.handle(ReceiveEvent::Committed).map_err(refused)? {
+            ReceiveAction::Done(summary) => Ok(summary),
+            action => Err(unexpected(action, &shown)),
+        }
     })
     .await?;
-    tracing::debug!(user = %context.session.user, path = %path, size, resumed = start, "upload stored");
+    tracing::debug!(user = %context.session.user, path = %path, size, resumed = summary.resumed, "upload stored");
     Ok(Response::PutDone {
-        bytes_received: received,
-        resumed: start,
+        bytes_received: summary.transferred,
+        resumed: summary.resumed,
     })
 }
 
