@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 use cap_std::fs::{Dir, MetadataExt as _, OpenOptions};
 use qftp_proto::hash::VerifiedHash;
+use qftp_transport::durable::FlushGroups;
 
 use crate::error::ClientError;
 use crate::refusal::Refusal;
@@ -304,8 +305,10 @@ impl PartialFile {
         let _ = self.directory.remove_file(&self.partial);
     }
 
-    /// Makes the verified download final: sets its mtime, fsyncs it,
-    /// renames it over the final name and fsyncs the directory. Only a
+    /// Makes the verified download final: sets its mtime, flushes it,
+    /// renames it over the final name and flushes the directory (each flush
+    /// shared with the downloads finishing at the same time, see
+    /// [`FlushGroups`]). Only a
     /// [`VerifiedHash`], which only a successful comparison makes, opens
     /// the way.
     pub fn commit(
@@ -324,7 +327,8 @@ impl PartialFile {
             )
             .map_err(at_partial)?;
         }
-        self.file.sync_all().map_err(at_partial)?;
+        let flushes = FlushGroups::process_wide();
+        flushes.flush(&self.file).map_err(at_partial)?;
         if self
             .directory
             .symlink_metadata(&self.last)
@@ -340,7 +344,7 @@ impl PartialFile {
             .rename(&self.partial, &self.directory, &self.last)
             .map_err(at_final)?;
         let directory = self.directory.try_clone().map_err(at_final)?;
-        let _ = directory.into_std_file().sync_all();
+        let _ = flushes.flush(&directory.into_std_file());
         Ok(())
     }
 }

@@ -32,7 +32,6 @@ pub mod auth;
 pub mod certs;
 pub mod config;
 pub mod connection;
-pub mod durable;
 pub mod error;
 pub mod footprint;
 pub mod jail;

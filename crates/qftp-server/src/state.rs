@@ -10,12 +10,12 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use qftp_transport::durable::FlushGroups;
 use qftp_transport::tuning::TransportLimits;
 use tokio::sync::Semaphore;
 
 use crate::auth::LoginGuard;
 use crate::config::{ServerConfig, ServerRoot};
-use crate::durable::DirSyncer;
 use crate::error::RequestError;
 use crate::limits::Refusal;
 use crate::open_uploads::OpenUploads;
@@ -37,8 +37,8 @@ pub struct ServerState {
     pub quotas: QuotaBook,
     /// Per-user counts of open uploads (`limits.max_open_uploads_per_user`).
     pub open_uploads: OpenUploads,
-    /// Directory flushes shared among concurrent uploads.
-    pub dir_sync: DirSyncer,
+    /// Flushes to disk shared among uploads finishing at the same time.
+    pub flushes: FlushGroups,
     /// Sessions revoked by this server so far (logouts); a change tells
     /// open connections to check their session again at once.
     pub revocations: std::sync::atomic::AtomicU64,
@@ -108,7 +108,7 @@ impl ServerState {
             per_user: Mutex::new(HashMap::new()),
             quotas,
             open_uploads: OpenUploads::new(config.limits.max_open_uploads_per_user),
-            dir_sync: DirSyncer::default(),
+            flushes: FlushGroups::default(),
             revocations: std::sync::atomic::AtomicU64::new(0),
             transport,
             unauthenticated: Mutex::new(HashMap::new()),

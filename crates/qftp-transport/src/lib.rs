@@ -2,6 +2,8 @@
 //!
 //! * [`congestion`]: qftp's congestion controller, which tells random loss
 //!   from congestion.
+//! * [`durable`]: flushes to disk shared among the files stored at the same
+//!   time (group commit).
 //! * [`framed`]: reading and writing [`qftp_proto::frame`]s on quinn streams,
 //!   with the size limit checked before the payload is read.
 //! * [`fingerprint`]: the SHA-256 fingerprint by which a client pins a
@@ -14,6 +16,7 @@
 //! (users, files, trust decisions belong to the server and client crates).
 
 pub mod congestion;
+pub mod durable;
 pub mod fingerprint;
 pub mod framed;
 pub mod pump;

@@ -5,13 +5,17 @@
 //!    with the hash of the bytes received; a mismatch discards the upload
 //!    and its partial file. Only a match yields the [`VerifiedHash`] that
 //!    [`commit`] asks for.
-//! 2. Seal: the partial file gets the client's mtime and is fsynced.
+//! 2. Seal: the partial file gets the client's mtime and its data is
+//!    flushed, through the server's [`FlushGroups`]: alone, an fsync of the
+//!    file; with other uploads finishing at the same time, one `syncfs`
+//!    shared by all of them.
 //! 3. Under the user's quota lock ([`UserQuota::commit`]), the entry under
 //!    the final name is measured, the partial is renamed over it, and the
 //!    difference is charged in the same critical section.
-//! 4. The directory is fsynced through the server's
-//!    [`crate::durable::DirSyncer`], shared with the uploads finishing in
-//!    the same directory; the caller answers `PutDone` only after it.
+//! 4. The rename is flushed the same way (an fsync of the directory, or a
+//!    shared `syncfs`); the caller answers `PutDone` only after it, so
+//!    "done" means the data, the final name and the directory entry are all
+//!    on disk.
 //!
 //! [`commit`] takes a [`JailedTarget`], which only the jail's resolution
 //! of a client path makes, and a [`VerifiedHash`], which only a successful
@@ -28,6 +32,7 @@ use std::time::SystemTime;
 use qftp_proto::ErrorKind;
 use qftp_proto::hash::VerifiedHash;
 use qftp_proto::transfer::{ReceiveAction, TransferError};
+use qftp_transport::durable::FlushGroups;
 
 use crate::error::{RequestError, RequestResult};
 use crate::jail::JailedTarget;
@@ -117,7 +122,7 @@ pub(crate) fn commit(
         if_unsealed,
     } = upload;
     let io_error = |error: std::io::Error| RequestError::from_io(&error, shown);
-    if let Err(error) = seal(file, mtime) {
+    if let Err(error) = seal(file, mtime, &owner.state.flushes) {
         if if_unsealed == IfUnsealed::Discard {
             reservation.discard();
         }
@@ -135,16 +140,16 @@ pub(crate) fn commit(
                 .map_err(io_error)?;
             Ok(replaced)
         })?;
-    owner.state.dir_sync.sync(&directory).map_err(io_error)?;
+    owner.state.flushes.flush(&directory).map_err(io_error)?;
     tracing::trace!(path = shown, hash = %verified, "committed");
     Ok(())
 }
 
 /// Gives a fully written partial file its mtime and makes its data durable.
-fn seal(file: &File, mtime: Option<SystemTime>) -> std::io::Result<()> {
+fn seal(file: &File, mtime: Option<SystemTime>, flushes: &FlushGroups) -> std::io::Result<()> {
     if let Some(mtime) = mtime {
         let mtime = filetime::FileTime::from_system_time(mtime);
         filetime::set_file_handle_times(file, None, Some(mtime))?;
     }
-    file.sync_all()
+    flushes.flush(file)
 }
