@@ -178,10 +178,15 @@ pub async fn push(
 ) -> Result<SyncReport, ClientError> {
     let started = Instant::now();
     let excludes = Excludes::new(&options.excludes)?;
-    let source_tree = scan_local(source, &excludes)
-        .await?
+    // The two listings do not depend on each other: the local scan runs on
+    // a blocking thread while the server's walk streams in.
+    let (source_tree, remote) = tokio::join!(
+        scan_local(source, &excludes),
+        remote_tree(client, destination, &excludes, options.plan.checksum)
+    );
+    let source_tree = source_tree?
         .ok_or_else(|| ClientError::Usage(format!("{}: no such directory", source.display())))?;
-    let remote = remote_tree(client, destination, &excludes, options.plan.checksum).await?;
+    let remote = remote?;
     let exists = remote.is_some();
     let plan = plan_trees(
         source_tree,
@@ -244,12 +249,13 @@ pub async fn pull(
 ) -> Result<SyncReport, ClientError> {
     let started = Instant::now();
     let excludes = Excludes::new(&options.excludes)?;
-    let source_tree = remote_tree(client, source, &excludes, options.plan.checksum)
-        .await?
-        .ok_or_else(|| ClientError::Usage(format!("{source}: no such directory")))?;
-    let destination_tree = scan_local(destination, &excludes)
-        .await?
-        .unwrap_or_default();
+    let (source_tree, destination_tree) = tokio::join!(
+        remote_tree(client, source, &excludes, options.plan.checksum),
+        scan_local(destination, &excludes)
+    );
+    let source_tree =
+        source_tree?.ok_or_else(|| ClientError::Usage(format!("{source}: no such directory")))?;
+    let destination_tree = destination_tree?.unwrap_or_default();
     let plan = plan_trees(
         source_tree,
         destination_tree,
