@@ -2,8 +2,10 @@
 //! jobs, and running them with a bounded number in flight on one
 //! connection, each file on its own stream.
 //!
-//! [`plan`] expands the arguments, [`run`] carries the jobs out.
+//! [`plan`] expands the arguments, [`run`] carries the jobs out, creating
+//! the remote directories first through [`directories`].
 
+pub mod directories;
 pub mod plan;
 pub mod run;
 

@@ -138,8 +138,8 @@ pub async fn upload(
     options: TransferOptions,
     observer: SharedObserver,
 ) -> Result<BatchReport, ClientError> {
-    for directory in &plan.directories {
-        client.mkdir(directory, true).await?;
+    for result in super::directories::create_remote(client, &plan.directories).await {
+        result?;
     }
     let client = client.clone();
     let files = plan.files.into_iter().map(|file| {

@@ -208,8 +208,13 @@ pub async fn push(
             let result = client.remove(&remote_join(destination, path), true).await;
             tally(&mut report.deleted, &mut report.failed, path, result);
         }
-        for path in &plan.directories {
-            let result = client.mkdir(&remote_join(destination, path), true).await;
+        let directories: Vec<String> = plan
+            .directories
+            .iter()
+            .map(|path| remote_join(destination, path))
+            .collect();
+        let created = batch::directories::create_remote(client, &directories).await;
+        for (path, result) in plan.directories.iter().zip(created) {
             tally(&mut report.created, &mut report.failed, path, result);
         }
         let files = plan
