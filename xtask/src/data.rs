@@ -33,6 +33,8 @@ pub enum DataSet {
     Medium,
     /// One file of 256 MiB, for the network-link scenarios.
     Link,
+    /// 100,000 files of 100 B in 1,000 directories.
+    Tiny,
 }
 
 /// How a data set is laid out.
@@ -52,6 +54,7 @@ impl DataSet {
             Self::Small => "small-10k-4k",
             Self::Medium => "medium-1k-1m",
             Self::Link => "link-256m.bin",
+            Self::Tiny => "tiny-100k-100b",
         }
     }
 
@@ -62,6 +65,7 @@ impl DataSet {
             Self::Small => "10,000 files of 4 KiB in 100 directories",
             Self::Medium => "1,000 files of 1 MiB in 10 directories",
             Self::Link => "one 256 MiB file",
+            Self::Tiny => "100,000 files of 100 B in 1,000 directories",
         }
     }
 
@@ -86,6 +90,11 @@ impl DataSet {
                 directories: 0,
                 files_per_directory: 1,
                 file_size: 256 << 20,
+            },
+            Self::Tiny => Shape {
+                directories: 1_000,
+                files_per_directory: 100,
+                file_size: 100,
             },
         }
     }

@@ -69,6 +69,11 @@ pub struct BenchServer {
 }
 
 impl BenchServer {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
     /// Creates a fresh root at `root` (removing an old one), adds [`USER`]
     /// with `password` and serves where `placement` says. Output of the
     /// server goes to `logs/PREFIXqftp-server.log`.

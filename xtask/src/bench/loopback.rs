@@ -9,6 +9,7 @@
 //! ([`super::qftp_runs`], [`super::copy_runs`], [`super::peer_runs`],
 //! [`super::rerun_runs`]).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,6 +22,7 @@ use super::rerun_runs::set_up_rerun;
 use super::rig::Rig;
 use super::scenario::{Kind, Scenario};
 use crate::data::{self, DataSet};
+use crate::measure::memory;
 use crate::peers::{self, Peers};
 use crate::report::{ScenarioReport, Series};
 use crate::rerun;
@@ -89,6 +91,8 @@ pub fn run_loopback(
         client: &client,
         home: server.home(),
         rerun: rerun.as_ref(),
+        server_pid: server.pid(),
+        memory: RefCell::new(BTreeMap::new()),
     };
     let mut reports: Vec<ScenarioReport> = scenarios
         .iter()
@@ -158,6 +162,7 @@ pub fn run_loopback(
     }
     server.stop();
     rig.verify_reruns(&scenarios, &mut reports, &sources);
+    add_memory_notes(&scenarios, &mut reports, &rig.memory.borrow());
 
     for (scenario, report) in scenarios.iter().zip(&mut reports) {
         if scenario.kind() == Kind::Resync {
@@ -250,14 +255,16 @@ impl Rig<'_> {
                 ),
             );
         }
-        if scenario.kind() != Kind::Resync {
-            return Series::unavailable(tool, "n/a: the peers script has no download case");
-        }
+        let first_run = match scenario.kind() {
+            Kind::Resync => false,
+            Kind::Sync => true,
+            _ => return Series::unavailable(tool, "n/a: the peers script has no download case"),
+        };
         let Some(rerun_tool) = rerun::Tool::from_case_id(tool) else {
             return Series::unavailable(
                 tool,
-                "not measured: the peers script has no no-change re-run case and xtask knows \
-                 the re-run command of rsync and lftp only",
+                "not measured: the peers script has no case for it and xtask knows \
+                 the command of rsync and lftp only",
             );
         };
         if let Some(reason) = rerun_unavailable {
@@ -269,6 +276,13 @@ impl Rig<'_> {
         let source = self.paths.data.join(scenario.data_set().name());
         let copy = self.peer_copy(tool, scenario.data_set());
         match rerun.command(rerun_tool, &source, &copy, false) {
+            Ok((_, shown)) if first_run => Series::new(
+                tool,
+                format!(
+                    "{shown} (first run into an emptied destination; the peers script's \
+                     sshd config, started by xtask)"
+                ),
+            ),
             Ok((_, shown)) => Series::new(
                 tool,
                 format!(
@@ -278,6 +292,34 @@ impl Rig<'_> {
                 ),
             ),
             Err(error) => Series::unavailable(tool, format!("not measured: {error:#}")),
+        }
+    }
+}
+
+/// Notes the median peak memory of each end of each tool, in the scenarios
+/// that watched it (labels are `TOOL SCENARIO`).
+fn add_memory_notes(
+    scenarios: &[Scenario],
+    reports: &mut [ScenarioReport],
+    memory: &BTreeMap<(String, String), Vec<u64>>,
+) {
+    for (scenario, report) in scenarios.iter().zip(reports) {
+        let suffix = format!(" {}", scenario.name());
+        let mut parts = Vec::new();
+        for ((label, end), peaks) in memory {
+            let Some(tool) = label.strip_suffix(&suffix) else {
+                continue;
+            };
+            let mut peaks = peaks.clone();
+            peaks.sort_unstable();
+            let median = peaks[peaks.len() / 2];
+            parts.push(format!("{tool} {end} {}", memory::format_kib(median)));
+        }
+        if !parts.is_empty() {
+            report.notes.push(format!(
+                "peak memory (resident, median of rounds): {}",
+                parts.join(", ")
+            ));
         }
     }
 }

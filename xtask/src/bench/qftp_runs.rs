@@ -9,14 +9,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
-use super::rig::{RUN_LIMIT, Rig};
+use super::rig::{RUN_LIMIT, Rig, reports_memory};
 use super::scenario::{Kind, Scenario};
 use super::sync_summary::{SyncSummary, check_summary};
 use crate::data::{self, DataSet};
+use crate::measure::memory::{Matcher, ProcessInfo};
 use crate::measure::{self, Sample};
 use crate::process;
 use crate::server;
@@ -41,6 +43,15 @@ impl Rig<'_> {
                 "--quiet".into(),
                 source,
             ],
+            Scenario::Get10k => vec![
+                "get".into(),
+                "-r".into(),
+                "-j".into(),
+                self.arguments.jobs.to_string(),
+                "--quiet".into(),
+                format!("/{}", DataSet::Small.name()),
+                self.paths.downloads.display().to_string(),
+            ],
             Scenario::Get1g => vec![
                 "get".into(),
                 "--quiet".into(),
@@ -48,7 +59,12 @@ impl Rig<'_> {
                 self.paths.downloads.display().to_string(),
             ],
             // Not --quiet: the summary line tells what was sent.
-            Scenario::Sync10k | Scenario::Resync10k | Scenario::Sync1k1m | Scenario::Resync1k1m => {
+            Scenario::Sync10k
+            | Scenario::Resync10k
+            | Scenario::Sync1k1m
+            | Scenario::Resync1k1m
+            | Scenario::Sync100k
+            | Scenario::Resync100k => {
                 vec![
                     "sync".into(),
                     "-j".into(),
@@ -138,11 +154,20 @@ impl Rig<'_> {
             }
             Ok(outcome.elapsed)
         };
-        self.measure(
+        // The client is this process's `qftp` child; the server is read by
+        // its pid.
+        let watch = reports_memory(scenario.data_set()).then(|| {
+            let me = std::process::id();
+            let client: Matcher =
+                Arc::new(move |info: &ProcessInfo| info.parent == me && info.name == "qftp");
+            (client, None)
+        });
+        self.measure_with_memory(
             round,
             &format!("qftp {}", scenario.name()),
             &mut prepare,
             &mut timed,
+            watch,
         )
     }
 
@@ -169,8 +194,12 @@ impl Rig<'_> {
     /// uploading it with `qftp` (not timed) if it is missing.
     pub fn ensure_remote(&self, set: DataSet, source: &Path) -> anyhow::Result<()> {
         let remote = self.home.join(set.name());
-        let size = std::fs::metadata(&remote).map_or(None, |metadata| Some(metadata.len()));
-        if size == Some(set.bytes()) {
+        let complete = if set.is_tree() {
+            data::verify(source, &remote).is_ok()
+        } else {
+            std::fs::metadata(&remote).is_ok_and(|metadata| metadata.len() == set.bytes())
+        };
+        if complete {
             return Ok(());
         }
         server::remove_with_partial(&remote)?;

@@ -2,22 +2,26 @@
 //! against the peers script's sshd, which is started for them and stopped
 //! by PID): getting them ready, each round's timed re-runs after an
 //! untimed fill and a dry run that lists nothing to do, and the check of
-//! their destinations after the last round.
+//! their destinations after the last round. The first runs of a sync
+//! scenario the script has no case for (`sync-100k`) are made the same way,
+//! into an emptied destination.
 //!
 //! The commands and the sshd come from [`crate::rerun`]; the script's
 //! first-run cases are [`super::peer_runs`]'.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
 use super::args::BenchArgs;
 use super::paths::Paths;
-use super::rig::{RUN_LIMIT, Rig};
+use super::rig::{RUN_LIMIT, Rig, reports_memory};
 use super::scenario::{Kind, Scenario};
 use crate::data::{self, DataSet};
+use crate::measure::memory::{Matcher, ProcessInfo};
 use crate::measure::{self, Sample};
 use crate::peers::Peers;
 use crate::process;
@@ -35,7 +39,7 @@ pub fn set_up_rerun(
     peers: Option<&Peers>,
 ) -> (Option<Rerun>, Option<String>) {
     let wanted = scenarios.iter().any(|scenario| {
-        scenario.kind() == Kind::Resync
+        runs_here(*scenario)
             && arguments
                 .peer_tools_for(*scenario)
                 .iter()
@@ -61,6 +65,16 @@ pub fn set_up_rerun(
     }
 }
 
+/// Whether this module times the peers of `scenario`: the no-change
+/// re-runs, and the first syncs that the peers script has no case for.
+fn runs_here(scenario: Scenario) -> bool {
+    match scenario.kind() {
+        Kind::Resync => true,
+        Kind::Sync => scenario.peer_scenario().is_none(),
+        _ => false,
+    }
+}
+
 impl Rig<'_> {
     /// Where a peer's no-change re-run of `set` writes.
     pub fn peer_copy(&self, tool: &str, set: DataSet) -> PathBuf {
@@ -81,7 +95,7 @@ impl Rig<'_> {
     ) -> anyhow::Result<()> {
         let mut wanted = Vec::new();
         for (index, (scenario, report)) in scenarios.iter().zip(reports.iter()).enumerate() {
-            if scenario.kind() != Kind::Resync {
+            if !runs_here(*scenario) {
                 continue;
             }
             for (peer, series) in report.peers.iter().enumerate() {
@@ -124,7 +138,7 @@ impl Rig<'_> {
 
     /// One timed no-change re-run of a peer: before it (untimed) one run of
     /// the same command fills the destination, and a dry run must list
-    /// nothing to do.
+    /// nothing to do. For a first sync, the destination is emptied instead.
     fn rerun_sample(
         &self,
         rerun: &Rerun,
@@ -150,7 +164,13 @@ impl Rig<'_> {
                 .with_context(|| format!("see {}", log.display()))?;
             Ok(outcome.elapsed)
         };
+        let first_run = scenario.kind() == Kind::Sync;
         let mut prepare = || -> anyhow::Result<()> {
+            if first_run {
+                data::remove(&copy)?;
+                measure::flush_file_systems()?;
+                return data::warm(source);
+            }
             run(false, &fill_log, &format!("{name} (untimed fill)"))?;
             run(true, &dry_log, &format!("{name} (dry run)"))?;
             let output = std::fs::read_to_string(&dry_log)
@@ -167,11 +187,25 @@ impl Rig<'_> {
             data::warm(source)
         };
         let mut timed = || run(false, &timed_log, name);
-        self.measure(
+        // The local side is this process's child of the tool's name; the
+        // remote side, started by sshd, is told by its `--server` argument.
+        let watch = reports_memory(scenario.data_set()).then(|| {
+            let me = std::process::id();
+            let program = name.to_owned();
+            let remote_program = name.to_owned();
+            let local: Matcher =
+                Arc::new(move |info: &ProcessInfo| info.parent == me && info.name == program);
+            let remote: Matcher = Arc::new(move |info: &ProcessInfo| {
+                info.name == remote_program && info.arguments.iter().any(|part| part == "--server")
+            });
+            (local, Some(remote))
+        });
+        self.measure_with_memory(
             round,
             &format!("{name} {}", scenario.name()),
             &mut prepare,
             &mut timed,
+            watch,
         )
     }
 
@@ -184,7 +218,7 @@ impl Rig<'_> {
         sources: &BTreeMap<&str, PathBuf>,
     ) {
         for (scenario, report) in scenarios.iter().zip(reports) {
-            if scenario.kind() != Kind::Resync {
+            if !runs_here(*scenario) {
                 continue;
             }
             let source = &sources[scenario.data_set().name()];

@@ -26,6 +26,10 @@ pub enum Scenario {
     #[value(name = "put-10k")]
     #[serde(rename = "put-10k")]
     Put10k,
+    /// `qftp get -r -j 16` of the 10,000 files of 4 KiB into a local directory.
+    #[value(name = "get-10k")]
+    #[serde(rename = "get-10k")]
+    Get10k,
     /// `qftp put -r -j 16` of 1,000 files of 1 MiB.
     #[value(name = "put-1k-1m")]
     #[serde(rename = "put-1k-1m")]
@@ -46,6 +50,15 @@ pub enum Scenario {
     #[value(name = "resync-1k-1m")]
     #[serde(rename = "resync-1k-1m")]
     Resync1k1m,
+    /// First `qftp sync -j 16` of 100,000 files of 100 B in 1,000
+    /// directories into an empty remote directory.
+    #[value(name = "sync-100k")]
+    #[serde(rename = "sync-100k")]
+    Sync100k,
+    /// No-change re-run of `sync-100k`.
+    #[value(name = "resync-100k")]
+    #[serde(rename = "resync-100k")]
+    Resync100k,
     /// `qftp put` of 256 MiB between two network namespaces over a veth
     /// link (MTU 1500) without impairment, with scp and qcp beside it.
     #[value(name = "link-plain")]
@@ -89,11 +102,14 @@ impl Scenario {
             Self::Put1g => "put-1g",
             Self::Get1g => "get-1g",
             Self::Put10k => "put-10k",
+            Self::Get10k => "get-10k",
             Self::Put1k1m => "put-1k-1m",
             Self::Sync10k => "sync-10k",
             Self::Resync10k => "resync-10k",
             Self::Sync1k1m => "sync-1k-1m",
             Self::Resync1k1m => "resync-1k-1m",
+            Self::Sync100k => "sync-100k",
+            Self::Resync100k => "resync-100k",
             Self::LinkPlain => "link-plain",
             Self::LinkDelay => "link-delay",
             Self::LinkLoss => "link-loss",
@@ -119,9 +135,9 @@ impl Scenario {
     pub fn kind(self) -> Kind {
         match self {
             Self::Put1g | Self::Put10k | Self::Put1k1m => Kind::Put,
-            Self::Get1g => Kind::Get,
-            Self::Sync10k | Self::Sync1k1m => Kind::Sync,
-            Self::Resync10k | Self::Resync1k1m => Kind::Resync,
+            Self::Get1g | Self::Get10k => Kind::Get,
+            Self::Sync10k | Self::Sync1k1m | Self::Sync100k => Kind::Sync,
+            Self::Resync10k | Self::Resync1k1m | Self::Resync100k => Kind::Resync,
             Self::LinkPlain | Self::LinkDelay | Self::LinkLoss => Kind::Link,
             Self::MemCeiling => Kind::Memory,
         }
@@ -131,7 +147,8 @@ impl Scenario {
         match self {
             Self::Put1g | Self::Get1g | Self::MemCeiling => DataSet::Big,
             Self::LinkPlain | Self::LinkDelay | Self::LinkLoss => DataSet::Link,
-            Self::Put10k | Self::Sync10k | Self::Resync10k => DataSet::Small,
+            Self::Put10k | Self::Get10k | Self::Sync10k | Self::Resync10k => DataSet::Small,
+            Self::Sync100k | Self::Resync100k => DataSet::Tiny,
             Self::Put1k1m | Self::Sync1k1m | Self::Resync1k1m => DataSet::Medium,
         }
     }
@@ -141,13 +158,18 @@ impl Scenario {
     }
 
     /// The peers script's scenario with the same data, direction and
-    /// starting point (an empty destination); it has no no-change re-runs.
+    /// starting point (an empty destination); it has no no-change re-runs,
+    /// no downloads and no tree of 100,000 files (their peers run through
+    /// [`crate::rerun`]).
     pub fn peer_scenario(self) -> Option<&'static str> {
         match self {
             Self::Put1g => Some("big"),
             Self::Put10k | Self::Sync10k => Some("small"),
             Self::Put1k1m | Self::Sync1k1m => Some("med"),
             Self::Get1g
+            | Self::Get10k
+            | Self::Sync100k
+            | Self::Resync100k
             | Self::Resync10k
             | Self::Resync1k1m
             | Self::LinkPlain
@@ -185,5 +207,8 @@ mod tests {
         assert_eq!(Scenario::Sync1k1m.data_set(), DataSet::Medium);
         assert_eq!(Scenario::Resync1k1m.kind(), Kind::Resync);
         assert!(Scenario::Resync10k.is_upload());
+        assert!(!Scenario::Get10k.is_upload());
+        assert_eq!(Scenario::Sync100k.data_set(), DataSet::Tiny);
+        assert_eq!(Scenario::Sync100k.peer_scenario(), None);
     }
 }
