@@ -15,12 +15,27 @@ use qftp_transport::Fingerprint;
     name = "qftp",
     version,
     about,
-    after_help = "Example:\n  qftp login alice@files.example.org\n  qftp put -r photos/ /backup/\n  qftp ls -l /backup"
+    after_help = EXAMPLES,
+    after_long_help = long_help()
 )]
 pub struct Cli {
-    /// Show more detail, including the cause chain of errors.
+    /// Show more: -v the cause chain of errors and the connection's
+    /// figures, -vv also the libraries' debug lines (RUST_LOG overrides).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// No progress bars and no summary; errors are still printed.
     #[arg(short, long, global = true)]
-    pub verbose: bool,
+    pub quiet: bool,
+    /// Give up reaching a server after this many seconds (1 to 600; 10 when
+    /// not given). A port where nothing listens fails at once.
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        env = "QFTP_CONNECT_TIMEOUT",
+        value_parser = clap::value_parser!(u64).range(1..=600)
+    )]
+    pub connect_timeout: Option<u64>,
     /// Give up on a silent server after this many seconds (2 to 60; 20
     /// when not given). A longer timeout rides out longer network outages, a
     /// shorter one notices a dead path sooner; an interrupted transfer
@@ -37,6 +52,47 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+const EXAMPLES: &str = "Example:\n  qftp login alice@files.example.org\n  qftp put -r photos/ /backup/\n  qftp ls -l /backup";
+
+/// The long help's end: the examples, the address forms and the exit codes.
+fn long_help() -> String {
+    format!(
+        "{EXAMPLES}\n\n\
+         ADDRESSES:\n  \
+         A server is [qftp://][USER@]HOST[:PORT] (port 4433 when omitted; IPv6 as [::1]:4433),\n  \
+         or the NAME of a [hosts.NAME] profile in config.toml of the config directory.\n  \
+         A remote argument may name its server first, as scp does: HOST:PATH, NAME:PATH,\n  \
+         USER@HOST:PATH or qftp://USER@HOST:PORT/PATH; that server's saved session is used.\n  \
+         Write ./a:b for a file whose name holds a colon.\n\n\
+         {}",
+        super::exit::EXIT_STATUS_HELP
+    )
+}
+
+impl Cli {
+    /// The command, with the global options that belong to it applied.
+    pub fn into_command(self) -> Command {
+        let mut command = self.command;
+        if let Some(run) = command.run_args_mut() {
+            run.quiet |= self.quiet;
+        }
+        command
+    }
+}
+
+impl Command {
+    /// How transfers run, for the commands that move files.
+    pub fn run_args_mut(&mut self) -> Option<&mut RunArgs> {
+        match self {
+            Command::Put { transfer, .. } | Command::Get { transfer, .. } => {
+                Some(&mut transfer.run)
+            }
+            Command::Sync(args) => Some(&mut args.run),
+            _ => None,
+        }
+    }
 }
 
 /// The commands.
@@ -135,6 +191,13 @@ pub enum Command {
     /// An interactive prompt with these commands over one connection.
     #[command(after_help = "Example:\n  qftp shell")]
     Shell,
+    /// Manage the pinned server certificates (the known_hosts file).
+    #[command(
+        subcommand,
+        name = "known-hosts",
+        after_help = "Example:\n  qftp known-hosts remove files.example.org:4433"
+    )]
+    KnownHosts(KnownHostsCommand),
     /// Print shell completions.
     #[command(after_help = "Example:\n  qftp completions bash > /etc/bash_completion.d/qftp")]
     Completions {
@@ -143,10 +206,21 @@ pub enum Command {
     },
 }
 
+/// `qftp known-hosts` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KnownHostsCommand {
+    /// Forget the pinned certificate of a server, to pin a replaced one at the next login.
+    Remove {
+        /// The server, as HOST[:PORT] or a host profile's name.
+        host: String,
+    },
+}
+
 /// Arguments of `login`.
 #[derive(Debug, Args)]
 pub struct LoginArgs {
-    /// The server, as [USER@]HOST[:PORT] (port 4433 when omitted).
+    /// The server, as [qftp://][USER@]HOST[:PORT] (port 4433 when omitted)
+    /// or the name of a host profile.
     pub server: String,
     /// Read the password from the first line of standard input.
     #[arg(long)]
@@ -210,8 +284,8 @@ pub struct RunArgs {
     /// Start over instead of resuming from partial files.
     #[arg(long)]
     pub no_resume: bool,
-    /// No progress bars and no summary.
-    #[arg(short, long)]
+    /// No progress bars and no summary: the global `-q`/`--quiet`.
+    #[arg(skip)]
     pub quiet: bool,
     /// Limit the total rate, in bytes per second (e.g. 10MiB).
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]

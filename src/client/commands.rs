@@ -14,6 +14,7 @@ use qftp_proto::EntryKind;
 use qftp_proto::size::format_size;
 
 use super::cli::{Command, SyncArgs, TransferArgs};
+use super::exit;
 use super::listing::print_listing;
 use super::progress::{ProgressBars, should_draw};
 use super::session::Session;
@@ -91,7 +92,11 @@ pub async fn execute(session: &mut Session, command: Command) -> anyhow::Result<
             drop(stdout);
             return sync(session, args).await;
         }
-        Command::Login(_) | Command::Logout | Command::Shell | Command::Completions { .. } => {
+        Command::Login(_)
+        | Command::Logout
+        | Command::Shell
+        | Command::Completions { .. }
+        | Command::KnownHosts(_) => {
             anyhow::bail!("this command is not available here");
         }
     }
@@ -245,11 +250,7 @@ async fn sync(session: &Session, args: SyncArgs) -> anyhow::Result<ExitCode> {
     if !args.run.quiet {
         eprintln!("{}", report.summary());
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(exit::for_failures(usize::from(failed)))
 }
 
 /// One line for an entry of a pull that was not written. The name is
@@ -270,9 +271,7 @@ fn finish_batch(report: BatchReport, quiet: bool) -> anyhow::Result<ExitCode> {
     if !quiet {
         eprintln!("{}", report.summary());
     }
-    if report.failed.is_empty() && report.refused.is_empty() {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        Ok(ExitCode::FAILURE)
-    }
+    Ok(exit::for_failures(
+        report.failed.len() + report.refused.len(),
+    ))
 }

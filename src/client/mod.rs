@@ -11,16 +11,23 @@
 //! * [`shell`]: the interactive prompt.
 //! * [`progress`]: indicatif bars, a [`qftp_client::transfer::TransferObserver`].
 //! * [`listing`]: how `ls` prints entries.
+//! * [`exit`]: the exit codes; [`report`]: how an error reads.
+//! * [`targets`]: which server a command names (`HOST:PATH` arguments).
+//! * [`interrupt`]: Ctrl-C during a command.
 //!
 //! Files import each other in one direction: `program` → `shell` →
-//! `commands` → `session` → `prompt`, with `cli`, `progress` and `listing`
-//! below them all.
+//! `commands` → `session` → `prompt`, with `cli`, `progress`, `listing`, `exit`
+//! and `report` below them all (`program` → `targets`).
 
 pub mod cli;
 pub mod commands;
+pub mod exit;
+pub mod interrupt;
 pub mod listing;
 pub mod program;
 pub mod progress;
 pub mod prompt;
+pub mod report;
 pub mod session;
 pub mod shell;
+pub mod targets;

@@ -12,6 +12,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use qftp_client::ClientError;
 use qftp_client::transfer::{TransferObserver, TransferOutcome};
+use qftp_proto::size::format_size;
 
 /// Files smaller than this get no bar of their own (they finish before a
 /// bar could be read); they still count in the total.
@@ -77,6 +78,16 @@ impl ProgressBars {
     }
 }
 
+impl Drop for ProgressBars {
+    /// A batch dropped midway (Ctrl-C) leaves no bar on the terminal.
+    fn drop(&mut self) {
+        for bar in self.files.lock().expect("progress lock").values() {
+            bar.finish_and_clear();
+        }
+        self.finish();
+    }
+}
+
 fn file_style() -> ProgressStyle {
     ProgressStyle::with_template(
         "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {wide_msg}",
@@ -88,6 +99,7 @@ fn file_style() -> ProgressStyle {
 impl TransferObserver for ProgressBars {
     fn started(&self, job: usize, label: &str, size: u64, resumed: u64) {
         if resumed > 0 {
+            self.println(&format!("resuming {label} at {}", format_size(resumed)));
             self.total
                 .set_length(self.total.length().unwrap_or(0).saturating_sub(resumed));
         }

@@ -15,9 +15,14 @@ pub fn read_password(from_stdin: bool, user: &str, host: &str) -> anyhow::Result
             .read_line(&mut line)
             .context("reading the password from standard input")?;
         line.trim_end_matches(['\n', '\r']).to_owned()
+    } else if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "no terminal to ask for the password of {user}@{host}; give it on standard input with --password-stdin"
+        );
     } else {
-        rpassword::prompt_password(format!("{user}@{host}'s password: "))
-            .context("reading the password")?
+        rpassword::prompt_password(format!("{user}@{host}'s password: ")).context(
+            "no terminal to read the password from; give it on standard input with --password-stdin",
+        )?
     };
     if password.is_empty() {
         anyhow::bail!("empty password");

@@ -94,7 +94,7 @@ pub fn run(runtime: &tokio::runtime::Runtime, session: &mut Session) -> anyhow::
         }
         let arguments = std::iter::once("qftp".to_owned()).chain(words);
         let command = match Cli::try_parse_from(arguments) {
-            Ok(cli) => cli.command,
+            Ok(cli) => cli.into_command(),
             Err(error) => {
                 let _ = error.print();
                 continue;

@@ -3,6 +3,7 @@
 mod accounts;
 mod attacks;
 mod crash;
+mod habits_addr;
 mod hardening_links;
 mod hardening_login;
 mod hardening_quota;

@@ -6,7 +6,7 @@
 //! server opens for downloads are routed by their header's transfer id.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,16 +21,25 @@ use qftp_transport::{Fingerprint, framed};
 use quinn::crypto::rustls::QuicClientConfig;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::address::ServerAddress;
 use crate::error::ClientError;
 use crate::trust::{self, Trust};
 
-/// The port a server listens on when none is given.
-pub const DEFAULT_PORT: u16 = 4433;
+pub use crate::address::DEFAULT_PORT;
 
 /// How long the client waits in silence before it declares the server
 /// gone: short enough that a crashed server is noticed quickly, long enough
 /// for a lossy path (keep-alives go out every third of it).
 pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Application error codes the client closes its connection with.
+pub mod close_code {
+    /// A normal close.
+    pub const DONE: u32 = 0;
+    /// The user interrupted the program (Ctrl-C): every transfer of the
+    /// connection ends now, and their partial files stay for a resume.
+    pub const INTERRUPTED: u32 = 0x10;
+}
 
 /// Data streams the server may have open towards us at once.
 const INCOMING_DATA_STREAMS: u32 = 256;
@@ -38,7 +47,7 @@ const INCOMING_DATA_STREAMS: u32 = 256;
 /// Where and how to connect.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
-    /// `host`, `host:port`, `[v6]:port`.
+    /// `host`, `host:port`, `[v6]:port`, `qftp://host:port` (see [`crate::address`]).
     pub server: String,
     /// How to trust the server's certificate.
     pub trust: Trust,
@@ -94,43 +103,7 @@ pub fn quic_client_config(
     Ok(config)
 }
 
-/// Splits `host[:port]` (with `[v6]:port` for IPv6), defaulting the port.
-pub fn split_host_port(server: &str) -> Result<(String, u16), ClientError> {
-    let invalid = || {
-        ClientError::Usage(format!(
-            "invalid server address {server:?}: expected HOST or HOST:PORT"
-        ))
-    };
-    if let Some(rest) = server.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(invalid)?;
-        let port = match after.strip_prefix(':') {
-            Some(port) => port.parse().map_err(|_| invalid())?,
-            None if after.is_empty() => DEFAULT_PORT,
-            None => return Err(invalid()),
-        };
-        return Ok((host.to_owned(), port));
-    }
-    if server.parse::<IpAddr>().is_ok() {
-        return Ok((server.to_owned(), DEFAULT_PORT));
-    }
-    match server.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() => {
-            Ok((host.to_owned(), port.parse().map_err(|_| invalid())?))
-        }
-        Some(_) => Err(invalid()),
-        None if server.is_empty() => Err(invalid()),
-        None => Ok((server.to_owned(), DEFAULT_PORT)),
-    }
-}
-
-/// The canonical `host:port` key of a server (as in the known-hosts file).
-pub fn host_key(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
+pub use crate::address::host_key;
 
 type Waiters = Mutex<Option<HashMap<u64, mpsc::UnboundedSender<Response>>>>;
 type StreamWaiters = Mutex<HashMap<u64, oneshot::Sender<(DataHeader, quinn::RecvStream)>>>;
@@ -151,7 +124,7 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.connection.close(0u32.into(), b"bye");
+        self.connection.close(close_code::DONE.into(), b"bye");
     }
 }
 
@@ -202,8 +175,9 @@ fn unexpected(response: &Response) -> ClientError {
 impl Client {
     /// Connects, checks the certificate and exchanges hellos.
     pub async fn connect(options: &ConnectOptions) -> Result<Self, ClientError> {
-        let (host, port) = split_host_port(&options.server)?;
-        let key = host_key(&host, port);
+        let server = ServerAddress::parse(&options.server)?;
+        let (host, port) = (server.host.clone(), server.port_or_default());
+        let key = server.key();
         let unreachable = |reason: String| ClientError::Unreachable {
             address: key.clone(),
             reason,
@@ -233,14 +207,18 @@ impl Client {
         let connecting = endpoint
             .connect(address, &host)
             .map_err(|error| unreachable(error.to_string()))?;
-        let connected = tokio::time::timeout(options.connect_timeout, connecting)
-            .await
-            .map_err(|_| {
-                unreachable(format!(
-                    "no answer within {} s",
-                    options.connect_timeout.as_secs()
-                ))
-            })?;
+        let connected = tokio::select! {
+            connected = tokio::time::timeout(options.connect_timeout, connecting) => connected
+                .map_err(|_| {
+                    unreachable(format!(
+                        "no answer within {} s",
+                        options.connect_timeout.as_secs()
+                    ))
+                })?,
+            () = crate::probe::refused(address) => {
+                return Err(unreachable("connection refused".into()));
+            }
+        };
         let connection = match connected {
             Ok(connection) => connection,
             Err(error) => {
@@ -567,7 +545,18 @@ impl Client {
             sent_bytes = stats.udp_tx.bytes,
             "connection statistics"
         );
-        self.inner.connection.close(0u32.into(), b"bye");
+        self.close_with(close_code::DONE, b"bye").await;
+    }
+
+    /// Closes the connection because the user interrupted the program, so
+    /// that the server drops the transfers (and their reservations) now.
+    pub async fn close_interrupted(&self) {
+        self.close_with(close_code::INTERRUPTED, b"interrupted")
+            .await;
+    }
+
+    async fn close_with(&self, code: u32, reason: &[u8]) {
+        self.inner.connection.close(code.into(), reason);
         let _ = tokio::time::timeout(Duration::from_secs(1), self.inner.endpoint.wait_idle()).await;
     }
 }
@@ -649,31 +638,5 @@ async fn accept_data_streams(inner: std::sync::Weak<Inner>, connection: quinn::C
                 }
             }
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn addresses_are_split() {
-        assert_eq!(
-            split_host_port("example.org").unwrap(),
-            ("example.org".into(), 4433)
-        );
-        assert_eq!(
-            split_host_port("example.org:99").unwrap(),
-            ("example.org".into(), 99)
-        );
-        assert_eq!(
-            split_host_port("127.0.0.1:5").unwrap(),
-            ("127.0.0.1".into(), 5)
-        );
-        assert_eq!(split_host_port("[::1]:7").unwrap(), ("::1".into(), 7));
-        assert_eq!(split_host_port("::1").unwrap(), ("::1".into(), 4433));
-        assert!(split_host_port("host:notaport").is_err());
-        assert!(split_host_port("").is_err());
-        assert_eq!(host_key("::1", 7), "[::1]:7");
     }
 }

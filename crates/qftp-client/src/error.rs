@@ -25,7 +25,7 @@ pub enum ClientError {
          the server {host} presented a certificate with fingerprint\n    {presented}\n\
          but the pinned fingerprint is\n    {pinned}\n\
          this can mean someone is intercepting the connection, or the server's certificate was replaced.\n\
-         if you know it was replaced, remove the line for {host} from {known_hosts} and log in again"
+         if you know it was replaced, run `qftp known-hosts remove {host}` (it edits {known_hosts}) and log in again"
     )]
     CertificateChanged {
         /// host:port.
@@ -107,5 +107,11 @@ impl ClientError {
 impl From<qftp_transport::framed::FramedError> for ClientError {
     fn from(error: qftp_transport::framed::FramedError) -> Self {
         ClientError::Protocol(error.to_string())
+    }
+}
+
+impl From<crate::address::AddressError> for ClientError {
+    fn from(error: crate::address::AddressError) -> Self {
+        ClientError::Usage(error.to_string())
     }
 }

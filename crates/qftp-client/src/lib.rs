@@ -16,15 +16,19 @@
 //! ```
 //!
 //! Code map:
+//! * [`address`]: server addresses and scp-style `HOST:PATH` targets,
+//!   parsed before anything is sent.
 //! * [`connection`]: [`Client`], the request/response multiplexer over the
 //!   control stream, and the routing of incoming data streams.
+//!   A closed port is noticed at once by a UDP probe beside the handshake.
 //! * [`trust`]: certificate pinning (known hosts) and CA verification.
 //! * [`transfer`]: uploads and downloads with hashing, resume and progress
 //!   events; [`batch`] runs many of them in parallel and expands trees.
 //! * [`sync`]: tree comparison and `qftp sync`, on top of [`batch`].
 //! * [`destination`]: every local write of a pull, confined beneath the
 //!   destination directory; [`refusal`]: why an entry was not written.
-//! * [`settings`]: the client's config directory and its saved session.
+//! * [`settings`]: the client's config directory and its saved sessions;
+//!   [`hosts`]: the host profiles of its `config.toml`.
 //!
 //! Progress reaches a program through [`observer::TransferObserver`]
 //! (also reachable as `transfer::TransferObserver`):
@@ -34,11 +38,14 @@
 //! This crate never stores a password: `qftp login` exchanges it for a
 //! session token, and only the token is saved.
 
+pub mod address;
 pub mod batch;
 pub mod connection;
 pub mod destination;
 pub mod error;
+pub mod hosts;
 pub mod observer;
+mod probe;
 pub mod refusal;
 pub mod settings;
 pub mod sync;

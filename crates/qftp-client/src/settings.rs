@@ -1,9 +1,12 @@
-//! The client's config directory: the saved session and the known hosts.
+//! The client's config directory: the saved sessions and the known hosts.
 //!
 //! The directory is `$QFTP_CONFIG_DIR` if set, else `qftp` inside the
 //! platform's config directory. Files here are written atomically with mode
-//! 0600. The session holds the server, the user, the session token and the
-//! current directory; never a password.
+//! 0600. A session holds the server, the user, the session token and the
+//! current directory; never a password. Each server has its own session in
+//! `sessions/` (so several servers are used without logging in again), and
+//! `session.toml` is the default one: the last login's, used by commands
+//! that name no server.
 
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
@@ -17,6 +20,23 @@ use crate::error::ClientError;
 pub const SESSION_FILE: &str = "session.toml";
 /// The file name of the known-hosts list.
 pub const KNOWN_HOSTS_FILE: &str = "known_hosts";
+/// The directory of the sessions per server.
+pub const SESSIONS_DIR: &str = "sessions";
+
+/// The file of the session with `server` (`host:port`), in `dir`.
+pub fn session_path(dir: &Path, server: &str) -> PathBuf {
+    let name: String = server
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    dir.join(SESSIONS_DIR).join(format!("{name}.toml"))
+}
 
 /// The client's config directory.
 pub fn config_dir() -> Result<PathBuf, ClientError> {
@@ -47,10 +67,21 @@ pub struct SavedSession {
 }
 
 impl SavedSession {
-    /// Reads the session from `dir`, or `None` if there is none.
+    /// Reads the default session from `dir`, or `None` if there is none.
     pub fn load(dir: &Path) -> Result<Option<Self>, ClientError> {
-        let path = dir.join(SESSION_FILE);
-        match std::fs::read_to_string(&path) {
+        Self::read(&dir.join(SESSION_FILE))
+    }
+
+    /// Reads the session with `server` (`host:port`), or `None`.
+    pub fn load_for(dir: &Path, server: &str) -> Result<Option<Self>, ClientError> {
+        if let Some(session) = Self::read(&session_path(dir, server))? {
+            return Ok(Some(session));
+        }
+        Ok(Self::load(dir)?.filter(|session| session.server == server))
+    }
+
+    fn read(path: &Path) -> Result<Option<Self>, ClientError> {
+        match std::fs::read_to_string(path) {
             Ok(text) => toml::from_str(&text)
                 .map(Some)
                 .map_err(|error| ClientError::Usage(format!("{}: {error}", path.display()))),
@@ -59,20 +90,44 @@ impl SavedSession {
         }
     }
 
-    /// Writes the session to `dir` with mode 0600.
+    /// Writes the session (mode 0600) as its server's, and as the default
+    /// when the default is this server's or there is none.
     pub fn save(&self, dir: &Path) -> Result<(), ClientError> {
-        let text = toml::to_string(self).map_err(|error| ClientError::Usage(error.to_string()))?;
-        write_private(&dir.join(SESSION_FILE), text.as_bytes())
+        let default = Self::load(dir)?;
+        let is_default = default.is_none_or(|default| default.server == self.server);
+        self.write(dir, is_default)
     }
 
-    /// Deletes the saved session, if any.
-    pub fn remove(dir: &Path) -> Result<(), ClientError> {
-        let path = dir.join(SESSION_FILE);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(error) => Err(ClientError::local(path, error)),
+    /// Writes the session as its server's and as the default.
+    pub fn save_as_default(&self, dir: &Path) -> Result<(), ClientError> {
+        self.write(dir, true)
+    }
+
+    fn write(&self, dir: &Path, as_default: bool) -> Result<(), ClientError> {
+        let text = toml::to_string(self).map_err(|error| ClientError::Usage(error.to_string()))?;
+        write_private(&session_path(dir, &self.server), text.as_bytes())?;
+        if as_default {
+            write_private(&dir.join(SESSION_FILE), text.as_bytes())?;
         }
+        Ok(())
+    }
+
+    /// Forgets the session with `server`, and the default one if it is
+    /// that server's.
+    pub fn remove_for(dir: &Path, server: &str) -> Result<(), ClientError> {
+        remove_file(&session_path(dir, server))?;
+        if Self::load(dir)?.is_some_and(|default| default.server == server) {
+            remove_file(&dir.join(SESSION_FILE))?;
+        }
+        Ok(())
+    }
+}
+
+fn remove_file(path: &Path) -> Result<(), ClientError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(ClientError::local(path, error)),
     }
 }
 
@@ -131,9 +186,26 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(SavedSession::load(&dir).unwrap(), Some(session));
-        SavedSession::remove(&dir).unwrap();
+        assert_eq!(SavedSession::load(&dir).unwrap(), Some(session.clone()));
+        let other = SavedSession {
+            server: "[::1]:7".into(),
+            ..session.clone()
+        };
+        other.save(&dir).unwrap();
+        // The default stays the first server's; each has its own.
+        assert_eq!(SavedSession::load(&dir).unwrap(), Some(session.clone()));
+        assert_eq!(
+            SavedSession::load_for(&dir, "[::1]:7").unwrap(),
+            Some(other.clone())
+        );
+        other.save_as_default(&dir).unwrap();
+        assert_eq!(SavedSession::load(&dir).unwrap(), Some(other));
+        SavedSession::remove_for(&dir, "[::1]:7").unwrap();
         assert_eq!(SavedSession::load(&dir).unwrap(), None);
+        assert_eq!(
+            SavedSession::load_for(&dir, "localhost:4433").unwrap(),
+            Some(session)
+        );
     }
 
     #[test]
@@ -165,7 +237,8 @@ mod tests {
         assert!(saved.file_type().is_file());
         assert_eq!(saved.permissions().mode() & 0o777, 0o600);
         assert_eq!(SavedSession::load(&dir).unwrap(), Some(session));
-        // Only the planted link and the session are left behind.
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
+        // Only the planted link, the session and the sessions per server
+        // are left behind.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3);
     }
 }

@@ -204,6 +204,20 @@ impl KnownHosts {
     /// Pins `fingerprint` for `host` and writes the file.
     pub fn pin(&mut self, host: &str, fingerprint: Fingerprint) -> Result<(), ClientError> {
         self.hosts.insert(host.to_owned(), fingerprint);
+        self.write()
+    }
+
+    /// Forgets the pin of `host` and writes the file; the fingerprint that
+    /// was pinned, or `None` if there was none.
+    pub fn remove(&mut self, host: &str) -> Result<Option<Fingerprint>, ClientError> {
+        let removed = self.hosts.remove(host);
+        if removed.is_some() {
+            self.write()?;
+        }
+        Ok(removed)
+    }
+
+    fn write(&self) -> Result<(), ClientError> {
         let mut text = String::from("# qftp known hosts: HOST:PORT certificate fingerprint\n");
         for (host, fingerprint) in &self.hosts {
             text.push_str(&format!("{host} {fingerprint}\n"));
@@ -224,8 +238,11 @@ mod tests {
         assert_eq!(hosts.get("example:4433"), None);
         let fingerprint = Fingerprint::of_der(b"cert");
         hosts.pin("example:4433", fingerprint).unwrap();
-        let reloaded = KnownHosts::load(&path).unwrap();
+        let mut reloaded = KnownHosts::load(&path).unwrap();
         assert_eq!(reloaded.get("example:4433"), Some(fingerprint));
+        assert_eq!(reloaded.remove("example:4433").unwrap(), Some(fingerprint));
+        assert_eq!(reloaded.remove("example:4433").unwrap(), None);
+        assert_eq!(KnownHosts::load(&path).unwrap().get("example:4433"), None);
         std::fs::write(&path, "garbage\n").unwrap();
         assert!(KnownHosts::load(&path).is_err());
     }
