@@ -290,6 +290,12 @@ pub struct RunArgs {
     /// Limit the total rate, in bytes per second (e.g. 10MiB).
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub limit_rate: Option<u64>,
+    /// At the end, print the connection's transport figures: round trip,
+    /// loss, congestion window and the rate it allows, bytes each way, and
+    /// the average rate (how to read them: "Why is my transfer slow" in
+    /// docs/performance.md).
+    #[arg(long)]
+    pub stats: bool,
 }
 
 fn parse_rate(text: &str) -> Result<u64, String> {

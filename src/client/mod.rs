@@ -13,7 +13,8 @@
 //! * [`listing`]: how `ls` prints entries.
 //! * [`exit`]: the exit codes; [`report`]: how an error reads.
 //! * [`targets`]: which server a command names (`HOST:PATH` arguments).
-//! * [`interrupt`]: Ctrl-C during a command.
+//! * [`interrupt`]: Ctrl-C during a command; [`migration`]: following
+//!   the local network during one (SIGUSR1 too).
 //!
 //! Files import each other in one direction: `program` → `shell` →
 //! `commands` → `session` → `prompt`, with `cli`, `progress`, `listing`, `exit`
@@ -24,6 +25,7 @@ pub mod commands;
 pub mod exit;
 pub mod interrupt;
 pub mod listing;
+pub mod migration;
 pub mod program;
 pub mod progress;
 pub mod prompt;

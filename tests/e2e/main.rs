@@ -12,6 +12,7 @@ mod hostile_server;
 mod integrity;
 mod jail;
 mod load;
+mod migration;
 mod navigation;
 mod network;
 mod protocol;

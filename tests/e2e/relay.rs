@@ -4,7 +4,8 @@
 //! Per direction it limits the rate, delays datagrams, drops a fraction of
 //! them, holds some back so later ones overtake them, sends some twice and
 //! drops those larger than the link's MTU; a switch cuts the path both ways
-//! and restores it. Every random choice comes from a seeded
+//! and restores it; another gives the client a new source port towards the
+//! server, as a NAT that rebinds would. Every random choice comes from a seeded
 //! generator whose seed is logged (set `QFTP_RELAY_SEED` to replay one).
 //! Queues are bounded: a datagram that finds its direction's queue full (or,
 //! on a rate-limited link, more than [`RATE_BUFFER`] of backlog ahead of it)
@@ -77,6 +78,8 @@ pub struct Counts {
     pub reordered: u64,
     /// Dropped because the path was cut.
     pub severed: u64,
+    /// Times the relay moved to a new source port towards the server.
+    pub rebound: u64,
     /// Dropped because a queue was full.
     pub overflowed: u64,
     /// Dropped for being larger than the MTU.
@@ -90,6 +93,7 @@ struct Counters {
     duplicated: AtomicU64,
     reordered: AtomicU64,
     severed: AtomicU64,
+    rebound: AtomicU64,
     overflowed: AtomicU64,
     oversized: AtomicU64,
 }
@@ -102,6 +106,7 @@ pub struct Relay {
     pub dropped: Arc<AtomicU64>,
     counters: Arc<Counters>,
     cut: Arc<AtomicBool>,
+    rebind: Arc<tokio::sync::Notify>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -129,10 +134,13 @@ impl Relay {
         let dropped = Arc::new(AtomicU64::new(0));
         let counters = Arc::new(Counters::default());
         let cut = Arc::new(AtomicBool::new(false));
+        let rebind = Arc::new(tokio::sync::Notify::new());
         let shared = Shared {
             dropped: Arc::clone(&dropped),
             counters: Arc::clone(&counters),
             cut: Arc::clone(&cut),
+            rebind: Arc::clone(&rebind),
+            server,
         };
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -164,6 +172,7 @@ impl Relay {
             dropped,
             counters,
             cut,
+            rebind,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -179,6 +188,13 @@ impl Relay {
         self.cut.store(false, Ordering::SeqCst);
     }
 
+    /// From now on, sends the client's datagrams to the server from a new
+    /// source port, as a NAT whose mapping expired would: the server sees
+    /// the same connection arrive from another address.
+    pub fn change_source_port(&self) {
+        self.rebind.notify_one();
+    }
+
     /// What happened to the datagrams so far.
     pub fn counts(&self) -> Counts {
         let counters = &self.counters;
@@ -188,6 +204,7 @@ impl Relay {
             duplicated: counters.duplicated.load(Ordering::Relaxed),
             reordered: counters.reordered.load(Ordering::Relaxed),
             severed: counters.severed.load(Ordering::Relaxed),
+            rebound: counters.rebound.load(Ordering::Relaxed),
             overflowed: counters.overflowed.load(Ordering::Relaxed),
             oversized: counters.oversized.load(Ordering::Relaxed),
         }
@@ -270,6 +287,8 @@ struct Shared {
     dropped: Arc<AtomicU64>,
     counters: Arc<Counters>,
     cut: Arc<AtomicBool>,
+    rebind: Arc<tokio::sync::Notify>,
+    server: SocketAddr,
 }
 
 impl Shared {
@@ -419,7 +438,7 @@ impl Direction {
 /// Moves datagrams both ways until the sockets fail or the task is dropped.
 async fn relay(
     front: UdpSocket,
-    back: UdpSocket,
+    mut back: UdpSocket,
     mut forward: Direction,
     mut backward: Direction,
     shared: Shared,
@@ -442,6 +461,17 @@ async fn relay(
                 // A refused send to the server surfaces here; keep going.
                 let Ok(length) = received else { continue };
                 backward.arrive(&from_server[..length], &shared);
+            }
+            () = shared.rebind.notified() => {
+                let moved = UdpSocket::bind("127.0.0.1:0").await.expect("relay back, moved");
+                moved.connect(shared.server).await.expect("relay back connect, moved");
+                eprintln!(
+                    "relay: source port towards the server {:?} -> {:?}",
+                    back.local_addr().ok(),
+                    moved.local_addr().ok()
+                );
+                back = moved;
+                shared.counters.rebound.fetch_add(1, Ordering::Relaxed);
             }
             () = tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
                 let now = Instant::now();

@@ -50,6 +50,8 @@ pub struct TestServer {
     environment: Vec<(String, String)>,
     pub address: SocketAddr,
     pub fingerprint: String,
+    /// Where the server's log goes, for [`TestServer::start_logged`].
+    log_file: Option<PathBuf>,
 }
 
 impl TestServer {
@@ -92,9 +94,27 @@ impl TestServer {
                 .collect(),
             address: "127.0.0.1:0".parse().expect("address"),
             fingerprint: String::new(),
+            log_file: None,
         };
         server.serve("127.0.0.1:0");
         server
+    }
+
+    /// Like [`TestServer::start_with_config`], with the server's log at
+    /// INFO written to a file that [`TestServer::log`] reads.
+    pub fn start_logged(extra_config: &str) -> Self {
+        let mut server = Self::start_with(extra_config, &[]);
+        server.kill();
+        server.log_file = Some(server.temp.path().join("server.log"));
+        server.environment.push(("RUST_LOG".into(), "info".into()));
+        server.restart();
+        server
+    }
+
+    /// What the server has logged so far (see [`TestServer::start_logged`]).
+    pub fn log(&self) -> String {
+        let path = self.log_file.as_ref().expect("a server started logged");
+        std::fs::read_to_string(path).unwrap_or_default()
     }
 
     fn admin_at(root: &Path, arguments: &[&str]) -> Command {
@@ -116,7 +136,16 @@ impl TestServer {
             .env("RUST_LOG", "warn")
             .envs(self.environment.iter().map(|(name, value)| (name, value)))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(match &self.log_file {
+                Some(path) => Stdio::from(
+                    std::fs::File::options()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .expect("opening the server log"),
+                ),
+                None => Stdio::inherit(),
+            })
             .spawn()
             .expect("starting qftp-server");
         let stdout = child.stdout.take().expect("server stdout");

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::address::ServerAddress;
 use crate::error::ClientError;
+use crate::figures::TransportFigures;
 use crate::trust::{self, Trust};
 
 pub use crate::address::DEFAULT_PORT;
@@ -120,6 +121,8 @@ struct Inner {
     streams: StreamWaiters,
     host: String,
     fingerprint: Option<Fingerprint>,
+    /// How many times [`Client::rebind`] moved the connection.
+    rebinds: AtomicU64,
 }
 
 impl Drop for Inner {
@@ -273,6 +276,7 @@ impl Client {
             streams: Mutex::new(HashMap::new()),
             host: key,
             fingerprint,
+            rebinds: AtomicU64::new(0),
         });
         tokio::spawn(read_answers(Arc::downgrade(&inner), recv, max_frame));
         tokio::spawn(accept_data_streams(Arc::downgrade(&inner), connection));
@@ -532,19 +536,49 @@ impl Client {
         Ok(send)
     }
 
+    /// Moves the connection to a new local socket (a new port, and the
+    /// address the system routes from now), as after a change of network.
+    /// Transfers in flight carry on: QUIC validates the new path and the
+    /// server keeps the connection, its session and its streams. Returns
+    /// the new local address.
+    pub fn rebind(&self) -> Result<SocketAddr, ClientError> {
+        let current = self
+            .inner
+            .endpoint
+            .local_addr()
+            .map_err(|error| ClientError::Rebind(error.to_string()))?;
+        let wildcard: SocketAddr = if current.is_ipv6() {
+            "[::]:0".parse().expect("literal address")
+        } else {
+            "0.0.0.0:0".parse().expect("literal address")
+        };
+        let socket = qftp_transport::tuning::bind_socket(wildcard)
+            .map_err(|error| ClientError::Rebind(error.to_string()))?;
+        self.inner
+            .endpoint
+            .rebind(socket)
+            .map_err(|error| ClientError::Rebind(error.to_string()))?;
+        self.inner.rebinds.fetch_add(1, Ordering::Relaxed);
+        let moved = self
+            .inner
+            .endpoint
+            .local_addr()
+            .map_err(|error| ClientError::Rebind(error.to_string()))?;
+        tracing::debug!(from = %current, to = %moved, "moved the connection to a new local socket");
+        Ok(moved)
+    }
+
+    /// The connection's transport figures now (round trip, loss, window).
+    pub fn transport_figures(&self) -> TransportFigures {
+        TransportFigures::from_stats(
+            &self.inner.connection.stats(),
+            self.inner.rebinds.load(Ordering::Relaxed),
+        )
+    }
+
     /// Closes the connection politely and waits briefly for the close to be sent.
     pub async fn close(&self) {
-        let stats = self.inner.connection.stats();
-        tracing::debug!(
-            mtu = stats.path.current_mtu,
-            rtt = ?stats.path.rtt,
-            congestion_window = stats.path.cwnd,
-            lost_packets = stats.path.lost_packets,
-            sent_packets = stats.path.sent_packets,
-            sent_datagrams = stats.udp_tx.datagrams,
-            sent_bytes = stats.udp_tx.bytes,
-            "connection statistics"
-        );
+        tracing::debug!(figures = %self.transport_figures(), "connection statistics");
         self.close_with(close_code::DONE, b"bye").await;
     }
 

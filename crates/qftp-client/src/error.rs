@@ -19,6 +19,9 @@ pub enum ClientError {
         /// Why it failed.
         reason: String,
     },
+    /// The connection could not move to a new local socket.
+    #[error("cannot move the connection to a new local socket: {0}")]
+    Rebind(String),
     /// The server presented a certificate other than the pinned one.
     #[error(
         "certificate changed!\n\

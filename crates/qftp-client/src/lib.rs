@@ -21,6 +21,10 @@
 //! * [`connection`]: [`Client`], the request/response multiplexer over the
 //!   control stream, and the routing of incoming data streams.
 //!   A closed port is noticed at once by a UDP probe beside the handshake.
+//! * [`figures`]: the connection's transport figures (round trip, loss,
+//!   window) for `--stats`; [`network_change`]: the operating system's
+//!   word that the local network changed, the cue for
+//!   [`Client::rebind`] (connection migration).
 //! * [`trust`]: certificate pinning (known hosts) and CA verification.
 //! * [`transfer`]: uploads and downloads with hashing, resume and progress
 //!   events; [`batch`] runs many of them in parallel and expands trees.
@@ -43,7 +47,9 @@ pub mod batch;
 pub mod connection;
 pub mod destination;
 pub mod error;
+pub mod figures;
 pub mod hosts;
+pub mod network_change;
 pub mod observer;
 mod probe;
 pub mod refusal;
