@@ -17,6 +17,7 @@ mod network;
 mod protocol;
 mod quota;
 mod relay;
+mod service;
 mod support;
 mod sync;
 mod transfers;

@@ -48,6 +48,10 @@ pub struct TestServer {
     child: Option<Child>,
     /// Added to the environment of every `serve`.
     environment: Vec<(String, String)>,
+    /// Added to the command line of every `serve`.
+    serve_arguments: Vec<String>,
+    /// Where the server's standard error goes (inherited when `None`).
+    stderr_file: Option<PathBuf>,
     pub address: SocketAddr,
     pub fingerprint: String,
 }
@@ -66,6 +70,17 @@ impl TestServer {
     /// Like [`TestServer::start_with_config`], serving with `environment`
     /// added to the server process's environment.
     pub fn start_with(extra_config: &str, environment: &[(&str, &str)]) -> Self {
+        Self::start_serving(extra_config, environment, &[], None)
+    }
+
+    /// Like [`TestServer::start_with`], with `serve_arguments` added to
+    /// `serve` and its standard error written to `stderr_file`.
+    pub fn start_serving(
+        extra_config: &str,
+        environment: &[(&str, &str)],
+        serve_arguments: &[&str],
+        stderr_file: Option<&Path>,
+    ) -> Self {
         let temp = tempfile::tempdir().expect("temp dir");
         let root = temp.path().join("root");
         let output = Self::admin_at(&root, &["init"])
@@ -90,6 +105,11 @@ impl TestServer {
                 .iter()
                 .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
                 .collect(),
+            serve_arguments: serve_arguments
+                .iter()
+                .map(|argument| (*argument).to_owned())
+                .collect(),
+            stderr_file: stderr_file.map(Path::to_owned),
             address: "127.0.0.1:0".parse().expect("address"),
             fingerprint: String::new(),
         };
@@ -109,14 +129,25 @@ impl TestServer {
     }
 
     fn serve(&mut self, listen: &str) {
+        let stderr = match &self.stderr_file {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("opening the server's stderr file"),
+            ),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(binary("qftp-server"))
             .arg("--root")
             .arg(&self.root)
             .args(["serve", "--listen", listen])
+            .args(&self.serve_arguments)
             .env("RUST_LOG", "warn")
             .envs(self.environment.iter().map(|(name, value)| (name, value)))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("starting qftp-server");
         let stdout = child.stdout.take().expect("server stdout");

@@ -8,6 +8,7 @@
 //!
 //! Code map:
 //! * [`admin`]: creating a server root and managing its users.
+//! * `audit`: the INFO line of every operation that changes or moves data, login and logout.
 //! * [`config`]: the server root's layout and `config.toml`.
 //! * [`certs`]: the self-signed development certificate.
 //! * [`userdb`]: the SQLite user store (password hashes, quotas, sessions).
@@ -28,6 +29,7 @@
 //! * [`transfer`]: uploads (with the atomic commit) and downloads.
 
 pub mod admin;
+mod audit;
 pub mod auth;
 pub mod certs;
 pub mod config;
