@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use crate::support::{TestClient, TestServer, write_random};
+use std::time::Duration;
+
+use crate::support::{TestClient, TestServer, wait_bounded, write_random};
 
 const PASSWORD: &str = "alice-pw-1";
 
@@ -107,4 +109,33 @@ fn json_log_has_one_audit_line_per_operation() {
         0,
         "lines went to standard error despite --log-file"
     );
+}
+
+#[test]
+fn a_second_serve_on_the_same_root_is_refused_naming_the_lock() {
+    let server = TestServer::start();
+    let mut second = server
+        .admin(&["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_bounded(&mut second, Duration::from_secs(30)).expect("refused at once");
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
+    let lock = server.root.join("qftp-server.lock");
+    assert!(
+        stderr.contains(&lock.display().to_string()) && stderr.contains("another qftp-server"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("process {}", server.pid())),
+        "{stderr}"
+    );
+    // The first server still serves.
+    server.add_user("alice", PASSWORD, None);
+    let client = TestClient::new();
+    client.login(&server, "alice", PASSWORD);
+    assert_eq!(client.ok(&["ls"]), "");
 }
