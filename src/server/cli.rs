@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
 use qftp_proto::size::Quota;
+use qftp_server::config::LogFormat;
 
 /// A multi-user file transfer server over QUIC.
 #[derive(Debug, Parser)]
@@ -28,6 +29,12 @@ pub(crate) struct Cli {
     /// Log debug messages (otherwise RUST_LOG, default info)
     #[arg(short, long, global = true)]
     pub(crate) verbose: bool,
+    /// Log lines as text or json [default: log_format from config.toml, else text]
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub(crate) log_format: Option<LogFormat>,
+    /// Append log lines to this file instead of standard error [default: log_file from config.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) log_file: Option<PathBuf>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }

@@ -18,15 +18,25 @@ use qftp_server::config::{ServerConfig, ServerRoot};
 use super::cli::{
     AddArgs, CertCommand, Cli, Command, DelArgs, InitArgs, QuotaArgs, ServeArgs, UserCommand,
 };
+use super::logging::{self, LogOptions};
 use super::password;
 
 /// Runs the parsed command line, reporting on standard output.
 pub(crate) fn run(cli: Cli) -> Result<()> {
     let root = ServerRoot::new(cli.root);
     let out = &mut io::stdout();
+    let logging = LogOptions {
+        verbose: cli.verbose,
+        format: cli.log_format,
+        file: cli.log_file.clone(),
+    };
+    // Serving reads config.toml first, which may say how to log.
+    if !matches!(cli.command, Command::Serve(_)) {
+        logging::init(&logging)?;
+    }
     match cli.command {
         Command::Init(args) => init(&root, &args, out),
-        Command::Serve(args) => serve(root, &args),
+        Command::Serve(args) => serve(root, &args, logging),
         Command::Cert(CertCommand::Fingerprint) => print_fingerprint(&root, out),
         Command::User(command) => run_user_command(&root, command, out),
         Command::Completions { shell } => {
@@ -116,9 +126,16 @@ fn report_init_step(out: &mut impl Write, step: &InitStep) -> io::Result<()> {
     }
 }
 
-fn serve(root: ServerRoot, args: &ServeArgs) -> Result<()> {
+/// Serves with the logging that `config.toml` asks for, where the command
+/// line does not say otherwise.
+fn serve(root: ServerRoot, args: &ServeArgs, logging: LogOptions) -> Result<()> {
     admin::require_initialised(&root)?;
     let config = ServerConfig::load(&root)?;
+    logging::init(&LogOptions {
+        format: logging.format.or(Some(config.log_format)),
+        file: logging.file.or_else(|| config.log_file(&root)),
+        ..logging
+    })?;
     let listen = args.listen.unwrap_or(config.listen);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

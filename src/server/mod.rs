@@ -1,8 +1,8 @@
 //! The `qftp-server` program: the command line over the `qftp-server`
 //! library.
 //!
-//! [`run`] parses the arguments ([`cli`]), sets up logging ([`logging`])
-//! and runs one subcommand ([`commands`]), which asks for passwords
+//! [`run`] parses the arguments ([`cli`]) and runs one subcommand
+//! ([`commands`], which sets up logging with [`logging`]), which asks for passwords
 //! ([`password`]) and prints what the library did. The rules about users,
 //! certificates, settings and serving are the library's
 //! (`qftp_server::admin`, `qftp_server::server`); nothing here knows them.
@@ -20,7 +20,6 @@ use clap::Parser as _;
 /// for the caller to print as one line.
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = cli::Cli::parse();
-    logging::init(cli.verbose);
     commands::run(cli)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -18,6 +18,7 @@ mod network;
 mod protocol;
 mod quota;
 mod relay;
+mod service;
 mod support;
 mod sync;
 mod transfers;

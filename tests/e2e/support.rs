@@ -48,10 +48,12 @@ pub struct TestServer {
     child: Option<Child>,
     /// Added to the environment of every `serve`.
     environment: Vec<(String, String)>,
+    /// Added to the command line of every `serve`.
+    serve_arguments: Vec<String>,
+    /// Where the server's standard error goes (inherited when `None`).
+    stderr_file: Option<PathBuf>,
     pub address: SocketAddr,
     pub fingerprint: String,
-    /// Where the server's log goes, for [`TestServer::start_logged`].
-    log_file: Option<PathBuf>,
 }
 
 impl TestServer {
@@ -68,6 +70,17 @@ impl TestServer {
     /// Like [`TestServer::start_with_config`], serving with `environment`
     /// added to the server process's environment.
     pub fn start_with(extra_config: &str, environment: &[(&str, &str)]) -> Self {
+        Self::start_serving(extra_config, environment, &[], None)
+    }
+
+    /// Like [`TestServer::start_with`], with `serve_arguments` added to
+    /// `serve` and its standard error written to `stderr_file`.
+    pub fn start_serving(
+        extra_config: &str,
+        environment: &[(&str, &str)],
+        serve_arguments: &[&str],
+        stderr_file: Option<&Path>,
+    ) -> Self {
         let temp = tempfile::tempdir().expect("temp dir");
         let root = temp.path().join("root");
         let output = Self::admin_at(&root, &["init"])
@@ -92,9 +105,13 @@ impl TestServer {
                 .iter()
                 .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
                 .collect(),
+            serve_arguments: serve_arguments
+                .iter()
+                .map(|argument| (*argument).to_owned())
+                .collect(),
+            stderr_file: stderr_file.map(Path::to_owned),
             address: "127.0.0.1:0".parse().expect("address"),
             fingerprint: String::new(),
-            log_file: None,
         };
         server.serve("127.0.0.1:0");
         server
@@ -105,15 +122,16 @@ impl TestServer {
     pub fn start_logged(extra_config: &str) -> Self {
         let mut server = Self::start_with(extra_config, &[]);
         server.kill();
-        server.log_file = Some(server.temp.path().join("server.log"));
+        server.stderr_file = Some(server.temp.path().join("server.log"));
         server.environment.push(("RUST_LOG".into(), "info".into()));
         server.restart();
         server
     }
 
-    /// What the server has logged so far (see [`TestServer::start_logged`]).
+    /// What the server has written to its standard error so far, when it
+    /// goes to a file (see [`TestServer::start_logged`]).
     pub fn log(&self) -> String {
-        let path = self.log_file.as_ref().expect("a server started logged");
+        let path = self.stderr_file.as_ref().expect("a server logging to a file");
         std::fs::read_to_string(path).unwrap_or_default()
     }
 
@@ -129,23 +147,25 @@ impl TestServer {
     }
 
     fn serve(&mut self, listen: &str) {
+        let stderr = match &self.stderr_file {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("opening the server's stderr file"),
+            ),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(binary("qftp-server"))
             .arg("--root")
             .arg(&self.root)
             .args(["serve", "--listen", listen])
+            .args(&self.serve_arguments)
             .env("RUST_LOG", "warn")
             .envs(self.environment.iter().map(|(name, value)| (name, value)))
             .stdout(Stdio::piped())
-            .stderr(match &self.log_file {
-                Some(path) => Stdio::from(
-                    std::fs::File::options()
-                        .create(true)
-                        .append(true)
-                        .open(path)
-                        .expect("opening the server log"),
-                ),
-                None => Stdio::inherit(),
-            })
+            .stderr(stderr)
             .spawn()
             .expect("starting qftp-server");
         let stdout = child.stdout.take().expect("server stdout");

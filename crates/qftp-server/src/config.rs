@@ -147,6 +147,35 @@ pub struct ServerConfig {
     /// Bounds on what one user or one connection may hold, the `[limits]`
     /// table.
     pub limits: ResourceLimits,
+    /// How log lines are written: `text` (plain, without colours unless
+    /// standard error is a terminal) or `json` (one object per line).
+    pub log_format: LogFormat,
+    /// The file log lines are appended to; empty means standard error. A
+    /// relative path is taken from the root.
+    pub log_file: PathBuf,
+}
+
+/// How log lines are written (`log_format`, `--log-format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("unknown log format {other:?} (text or json)")),
+        }
+    }
 }
 
 /// The `[limits]` table: what one user or one connection may hold at once,
@@ -265,6 +294,8 @@ impl Default for ServerConfig {
             partial_max_age_secs: 7 * DAY_SECS,
             login: LoginLimits::default(),
             limits: ResourceLimits::default(),
+            log_format: LogFormat::Text,
+            log_file: PathBuf::new(),
         }
     }
 }
@@ -330,6 +361,11 @@ impl ServerConfig {
             ));
         }
         u32::try_from(bytes).map_err(|_| format!("receive_window {bytes} is too large"))
+    }
+
+    /// The log file in `root`, or `None` for standard error.
+    pub fn log_file(&self, root: &ServerRoot) -> Option<PathBuf> {
+        (!self.log_file.as_os_str().is_empty()).then(|| root.path().join(&self.log_file))
     }
 
     /// [`Self::partial_max_age_secs`] as a duration.
@@ -460,6 +496,14 @@ pub const CONFIG_TEMPLATE: &str = r#"# qftp-server configuration.
 # quota meanwhile) are removed once untouched this many seconds by the server's
 # clock: 7 days.
 # partial_max_age_secs = 604800
+
+# Log lines as "text" (plain, coloured only on a terminal) or "json" (one
+# object per line, for log collectors); --log-format overrides it.
+# log_format = "text"
+
+# File the log is appended to; empty means standard error (the journal, under
+# systemd). A relative path is taken from the server root; --log-file overrides it.
+# log_file = ""
 
 [login]
 # Failed logins, by password or by session token, are counted three ways

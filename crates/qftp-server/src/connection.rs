@@ -29,10 +29,11 @@ use qftp_proto::{
     ClientFrame, ClientHello, DataHeader, ErrorKind, PROTOCOL_VERSION, Request, Response,
     ServerFrame, ServerHello, Timestamp,
 };
-use qftp_transport::framed;
+use qftp_transport::framed::{self, FramedError};
 use qftp_transport::tuning::{self, PathProfile};
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::audit::{self, LoginMethod};
 use crate::auth::{LoginError, new_session_token, token_hash};
 use crate::error::{RequestError, RequestResult};
 use crate::limits::Refusal;
@@ -98,7 +99,10 @@ pub async fn handle(
         }
     };
     match serve(state, connection.clone(), remote, deadline, pending).await {
-        Ok(()) => connection.close(close_code::DONE.into(), b"bye"),
+        Ok(()) => {
+            tracing::debug!(%remote, "connection closed");
+            connection.close(close_code::DONE.into(), b"bye");
+        }
         Err((code, reason)) => {
             tracing::info!(%remote, reason, "closing connection");
             connection.close(code.into(), reason.as_bytes());
@@ -110,6 +114,21 @@ type CloseReason = (u32, String);
 
 fn protocol_error(error: impl std::fmt::Display) -> CloseReason {
     (close_code::PROTOCOL, format!("protocol error: {error}"))
+}
+
+/// Reads the client's next frame; `None` once the client is done, having
+/// ended its control stream or closed the connection the normal way.
+async fn next_frame(
+    recv: &mut quinn::RecvStream,
+    limit: usize,
+) -> Result<Option<ClientFrame>, CloseReason> {
+    match framed::read_message::<ClientFrame>(recv, limit).await {
+        Ok(frame) => Ok(frame),
+        Err(FramedError::Read(quinn::ReadError::ConnectionLost(
+            quinn::ConnectionError::ApplicationClosed(close),
+        ))) if close.error_code == close_code::DONE.into() => Ok(None),
+        Err(error) => Err(protocol_error(error)),
+    }
 }
 
 /// The close reason for a connection still not logged in at its deadline.
@@ -240,10 +259,7 @@ async fn authenticate(
     limit: usize,
 ) -> Result<Option<(Session, ServerFrame)>, CloseReason> {
     loop {
-        let Some(frame) = framed::read_message::<ClientFrame>(recv, limit)
-            .await
-            .map_err(protocol_error)?
-        else {
+        let Some(frame) = next_frame(recv, limit).await? else {
             return Ok(None);
         };
         let outcome = match frame.request {
@@ -339,7 +355,7 @@ async fn login(
         })
         .await?
     };
-    tracing::info!(%remote, user = %record.name, "login succeeded");
+    audit::login(&record.name, remote, LoginMethod::Password);
     Ok((
         session,
         Response::LoggedIn {
@@ -411,7 +427,7 @@ fn resume_session(
         .map_err(database_error)?
         .ok_or_else(expired)?;
     let session = Session::open(state, &record, hash)?;
-    tracing::info!(%remote, user = %record.name, "session resumed");
+    audit::login(&record.name, remote, LoginMethod::Token);
     Ok((session, Response::Authenticated { user: record.name }))
 }
 
@@ -422,10 +438,7 @@ async fn serve_requests(
 ) -> Result<(), CloseReason> {
     let in_flight = Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT));
     loop {
-        let Some(frame) = framed::read_message::<ClientFrame>(recv, limit)
-            .await
-            .map_err(protocol_error)?
-        else {
+        let Some(frame) = next_frame(recv, limit).await? else {
             return Ok(());
         };
         let permit = Arc::clone(&in_flight)

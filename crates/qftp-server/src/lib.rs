@@ -8,12 +8,14 @@
 //!
 //! Code map:
 //! * [`admin`]: creating a server root and managing its users.
+//! * `audit`: the INFO line of every operation that changes or moves data, login and logout.
 //! * [`config`]: the server root's layout and `config.toml`.
 //! * [`certs`]: the self-signed development certificate.
 //! * [`userdb`]: the SQLite user store (password hashes, quotas, sessions).
 //! * [`auth`]: password hashing, session tokens and login throttling.
 //! * [`footprint`]: what an entry costs: quota bytes and one entry.
 //! * [`jail`]: every file-system operation, confined to one home.
+//! * [`lock`]: the lock file that keeps a second server off a root.
 //! * [`links`]: the rule that keeps every symlink in a home resolving inside it.
 //! * [`limits`]: refusals at a configured limit: the client's error and a rate-limited WARN.
 //! * [`open_uploads`]: how many uploads each user has open, over all their connections.
@@ -28,6 +30,7 @@
 //! * [`transfer`]: uploads (with the atomic commit) and downloads.
 
 pub mod admin;
+mod audit;
 pub mod auth;
 pub mod certs;
 pub mod config;
@@ -37,6 +40,7 @@ pub mod footprint;
 pub mod jail;
 pub mod limits;
 pub mod links;
+pub mod lock;
 pub mod open_uploads;
 pub mod partials;
 pub mod quota;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use qftp_proto::{EntryInfo, ErrorKind, Request, Response, Usage};
 
+use crate::audit::{self, Audited};
 use crate::error::{RequestError, RequestResult};
 use crate::footprint::Footprint;
 use crate::session::{Context, HandlerResult, off_runtime};
@@ -47,6 +48,7 @@ pub(crate) async fn dispatch(context: &Context, id: u64, request: Request) {
         context.reply_error(id, kind, error).await;
         return;
     }
+    let audited = Audited::of_request(&request);
     let result = match request {
         Request::Login { .. } | Request::Authenticate { .. } => Err(RequestError::new(
             ErrorKind::Protocol,
@@ -135,6 +137,9 @@ pub(crate) async fn dispatch(context: &Context, id: u64, request: Request) {
             "request not supported by this server",
         )),
     };
+    if let Some((audited, bytes)) = audited {
+        audited.finish(context, bytes, result.as_ref().map(|_| ()));
+    }
     match result {
         Ok(Some(response)) => context.reply(id, response).await,
         Ok(None) => {}
@@ -159,7 +164,11 @@ async fn logout(context: &Context) -> HandlerResult {
         .state
         .revocations
         .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-    tracing::info!(user = %context.session.user, revoked, "logout");
+    audit::logout(
+        &context.session.user,
+        context.connection.remote_address(),
+        revoked,
+    );
     Ok(Some(Response::Ok))
 }
 

@@ -1,5 +1,6 @@
 //! The QUIC listener: TLS setup, the global connection limit, the accept
-//! loop, the periodic sweep and the shutdown on a signal.
+//! loop, the periodic sweep and the shutdown on a signal. [`run`] serves
+//! only while it holds the root's lock ([`crate::lock`]).
 //!
 //! Connections are accepted in the login stage (no data streams, a small
 //! receive window; see [`qftp_transport::tuning::login_stage_config`]) and
@@ -17,6 +18,7 @@ use quinn::crypto::rustls::QuicServerConfig;
 
 use crate::certs::CertError;
 use crate::config::{ServerConfig, ServerRoot};
+use crate::lock::{LockError, RootLock};
 use crate::quota::QuotaBook;
 use crate::state::ServerState;
 use crate::userdb::{DbError, UserDb};
@@ -59,6 +61,9 @@ pub enum ServerError {
         /// Why.
         source: DbError,
     },
+    /// Another server holds the root, or its lock file cannot be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
     /// The socket's address could not be read or the `listening on` line
     /// could not be written.
     #[error(transparent)]
@@ -194,6 +199,8 @@ pub async fn run(
     listen: SocketAddr,
 ) -> Result<(), ServerError> {
     raise_open_file_limit();
+    // Held until the server has stopped.
+    let _lock = RootLock::acquire(root.path())?;
     let server = Server::bind(root, config, listen)?;
     let address = server.local_addr()?;
     let mut stdout = std::io::stdout().lock();

@@ -16,16 +16,41 @@ use qftp_proto::{DataHeader, EntryKind, ErrorKind, Response, ResumePoint};
 use qftp_transport::framed;
 use qftp_transport::pump::{self, StreamOptions};
 
+use crate::audit::Audited;
 use crate::error::RequestError;
 use crate::session::{Context, HandlerResult};
 
 /// Serves `GetOpen` and the whole download; answers `GetDone` at the end.
+/// Its audit line counts the bytes sent.
 pub(crate) async fn download(
     context: &Context,
     request_id: u64,
     transfer_id: u64,
     path: &str,
     resume: Option<ResumePoint>,
+) -> HandlerResult {
+    let audited = Audited::start("get", path);
+    let mut bytes_sent = 0;
+    let result = send_download(
+        context,
+        request_id,
+        transfer_id,
+        path,
+        resume,
+        &mut bytes_sent,
+    )
+    .await;
+    audited.finish(context, bytes_sent, result.as_ref().map(|_| ()));
+    result
+}
+
+async fn send_download(
+    context: &Context,
+    request_id: u64,
+    transfer_id: u64,
+    path: &str,
+    resume: Option<ResumePoint>,
+    bytes_sent: &mut u64,
 ) -> HandlerResult {
     let path = context.parse_path(path)?;
     let slot = context.transfers.claim(transfer_id, None)?;
@@ -103,6 +128,7 @@ pub(crate) async fn download(
     let stall = StreamOptions::unlimited(context.state.config.idle_timeout());
     let mut broken = None;
     let hasher = pump::send_file(file, start, length, hasher, &mut send, stall, |bytes| {
+        *bytes_sent += bytes;
         if broken.is_none() {
             broken = machine.handle(SendEvent::Bytes(bytes)).err();
         }

@@ -31,6 +31,7 @@ use tokio::sync::oneshot;
 
 use super::commit::{self, Finished, IfUnsealed, Owner, UploadReservation};
 use super::routing::{Commit, Inbox, stream_code};
+use crate::audit::Audited;
 use crate::error::{RequestError, RequestResult};
 use crate::jail::{Jail, JailedTarget};
 use crate::partials::Staging;
@@ -165,6 +166,7 @@ pub(crate) fn unexpected(action: ReceiveAction, shown: &str) -> RequestError {
 
 /// Serves `PutOpen` and then the whole upload; answers the commit itself.
 pub(crate) async fn upload(context: &Context, open: UploadOpen) -> HandlerResult {
+    let audited = Audited::start("put", &open.path);
     // A size no file can have is refused before anything else.
     let machine = UploadReceiver::open(open.size, open.resume)
         .map_err(|error| RequestError::from_transfer(&error, &open.path))?;
@@ -263,6 +265,11 @@ pub(crate) async fn upload(context: &Context, open: UploadOpen) -> HandlerResult
     };
     // The reservation is released by now, before the client hears back.
     drop(slot);
+    let bytes = match &result {
+        Ok(Response::PutDone { bytes_received, .. }) => *bytes_received,
+        _ => 0,
+    };
+    audited.finish(context, bytes, result.as_ref().map(|_| ()));
     match result {
         Ok(response) => context.reply(commit.request_id, response).await,
         Err(error) => {
