@@ -131,7 +131,10 @@ impl TestServer {
     /// What the server has written to its standard error so far, when it
     /// goes to a file (see [`TestServer::start_logged`]).
     pub fn log(&self) -> String {
-        let path = self.stderr_file.as_ref().expect("a server logging to a file");
+        let path = self
+            .stderr_file
+            .as_ref()
+            .expect("a server logging to a file");
         std::fs::read_to_string(path).unwrap_or_default()
     }
 
