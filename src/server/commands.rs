@@ -141,7 +141,11 @@ fn serve(root: ServerRoot, args: &ServeArgs, logging: LogOptions) -> Result<()> 
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(qftp_server::server::run(root, config, listen))?;
+    let served = runtime.block_on(qftp_server::server::run(root, config, listen));
+    // Whatever still runs on the blocking pool (a cut upload settling its
+    // reservation) gets a moment; a second signal must not wait for more.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    served?;
     Ok(())
 }
 

@@ -2,9 +2,14 @@
 
 use std::path::Path;
 
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use crate::support::{TestClient, TestServer, wait_bounded, write_random};
+use rustix::process::Signal;
+
+use crate::support::{
+    TestClient, TestServer, file_hash, server_partial, text, wait_bounded, wait_until, write_random,
+};
 
 const PASSWORD: &str = "alice-pw-1";
 
@@ -12,14 +17,76 @@ fn path_str(path: &Path) -> &str {
     path.to_str().expect("UTF-8 test path")
 }
 
-/// A server at INFO with its log in `log`, serving with `arguments`, and
-/// alice logged in.
-fn logged_server(log: &Path, arguments: &[&str]) -> (TestServer, TestClient) {
-    let server = TestServer::start_serving("", &[("RUST_LOG", "info")], arguments, Some(log));
+/// The size of the uploads the drain tests cut or let finish.
+const BIG: usize = 200 * 1024 * 1024;
+
+/// The audit lines of a JSON log.
+fn audit_lines(log: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|line| line["target"] == "qftp_server::audit")
+        .map(|line| line["fields"].clone())
+        .collect()
+}
+
+/// Starts `qftp put --limit-rate RATE big.bin` in the background, and waits
+/// until the server has a good part of it.
+fn start_slow_upload(server: &TestServer, client: &TestClient, big: &Path, rate: &str) -> Child {
+    let child = client
+        .command(&["put", "--quiet", "--limit-rate", rate, path_str(big)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let partial = server_partial(&server.home("alice"), "/big.bin");
+    assert!(
+        wait_until(Duration::from_secs(60), || std::fs::metadata(&partial)
+            .is_ok_and(|meta| meta.len() >= 8 << 20)),
+        "the upload never got going"
+    );
+    child
+}
+
+/// Adds alice to `server` and logs a client in as her.
+fn with_alice(server: TestServer) -> (TestServer, TestClient) {
     server.add_user("alice", PASSWORD, None);
     let client = TestClient::new();
     client.login(&server, "alice", PASSWORD);
     (server, client)
+}
+
+/// A big file in `scratch` and its slow upload by alice, going.
+fn slow_upload_underway(
+    server: &TestServer,
+    client: &TestClient,
+    scratch: &Path,
+    rate: &str,
+) -> (std::path::PathBuf, Child) {
+    let big = scratch.join("big.bin");
+    write_random(&big, BIG, rate.len() as u64);
+    let put = start_slow_upload(server, client, &big, rate);
+    (big, put)
+}
+
+/// Standard error of a finished child.
+fn stderr_of(child: &mut Child) -> String {
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    stderr
+}
+
+/// A server at INFO with its log in `log`, serving with `arguments`, and
+/// alice logged in.
+fn logged_server(log: &Path, arguments: &[&str]) -> (TestServer, TestClient) {
+    with_alice(TestServer::start_serving(
+        "",
+        &[("RUST_LOG", "info")],
+        arguments,
+        Some(log),
+    ))
 }
 
 #[test]
@@ -134,8 +201,114 @@ fn a_second_serve_on_the_same_root_is_refused_naming_the_lock() {
         "{stderr}"
     );
     // The first server still serves.
-    server.add_user("alice", PASSWORD, None);
-    let client = TestClient::new();
-    client.login(&server, "alice", PASSWORD);
+    let (_server, client) = with_alice(server);
     assert_eq!(client.ok(&["ls"]), "");
+}
+
+#[test]
+fn sigterm_refuses_new_connections_and_lets_the_upload_in_flight_finish() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (mut server, client) =
+        with_alice(TestServer::start_with_config("shutdown_grace_secs = 300"));
+    let (big, mut put) = slow_upload_underway(&server, &client, scratch.path(), "25MiB");
+
+    server.signal(Signal::TERM);
+    let newcomer = TestClient::new();
+    let refused = newcomer.command(&[
+        "login",
+        &format!("alice@{}", server.host()),
+        "--password-stdin",
+        "--fingerprint",
+        &server.fingerprint,
+        "--connect-timeout",
+        "20",
+    ]);
+    let mut refused = refused;
+    let output = crate::support::run_with_input(&mut refused, &format!("{PASSWORD}\n"));
+    assert!(
+        !output.status.success(),
+        "a new connection was served while draining"
+    );
+
+    let status = wait_bounded(&mut put, Duration::from_secs(300)).expect("the upload ended");
+    assert!(
+        status.success(),
+        "the upload in flight failed: {}",
+        stderr_of(&mut put)
+    );
+    assert_eq!(
+        file_hash(&server.home("alice").join("big.bin")),
+        file_hash(&big)
+    );
+    let exit = server
+        .wait_exit(Duration::from_secs(60))
+        .expect("the server exits once drained");
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[test]
+fn sigterm_past_the_grace_period_tells_the_client_and_a_rerun_resumes() {
+    let scratch = tempfile::tempdir().unwrap();
+    let log = scratch.path().join("server.jsonl");
+    let (mut server, client) = with_alice(TestServer::start_serving(
+        "shutdown_grace_secs = 1",
+        &[("RUST_LOG", "info")],
+        &["--log-format", "json", "--log-file", path_str(&log)],
+        None,
+    ));
+    let (big, mut put) = slow_upload_underway(&server, &client, scratch.path(), "4MiB");
+
+    server.signal(Signal::TERM);
+    let status = wait_bounded(&mut put, Duration::from_secs(60)).expect("the upload was cut");
+    assert!(!status.success());
+    let stderr = stderr_of(&mut put);
+    assert!(
+        stderr.contains("server shutting down, rerun to resume"),
+        "{stderr}"
+    );
+    let exit = server
+        .wait_exit(Duration::from_secs(60))
+        .expect("the server exits after its grace period");
+    assert!(exit.success(), "{exit:?}");
+
+    server.restart();
+    let output = client.run(&["put", "--quiet", path_str(&big)]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        file_hash(&server.home("alice").join("big.bin")),
+        file_hash(&big)
+    );
+    let resumed = audit_lines(&log).into_iter().any(|fields| {
+        fields["operation"] == "put"
+            && fields["result"] == "ok"
+            && fields["bytes"]
+                .as_u64()
+                .is_some_and(|bytes| bytes < BIG as u64)
+    });
+    assert!(resumed, "the rerun sent the whole file again");
+}
+
+#[test]
+fn a_second_sigterm_stops_the_drain_at_once() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (mut server, client) =
+        with_alice(TestServer::start_with_config("shutdown_grace_secs = 3600"));
+    let (_big, mut put) = slow_upload_underway(&server, &client, scratch.path(), "4MiB");
+    server.signal(Signal::TERM);
+    // The drain has begun once new connections are refused.
+    let newcomer = TestClient::new();
+    assert!(wait_until(Duration::from_secs(30), || {
+        !newcomer
+            .try_login(&server, "alice", PASSWORD)
+            .status
+            .success()
+    }));
+    server.signal(Signal::TERM);
+    // Far inside the hour of grace.
+    server
+        .wait_exit(Duration::from_secs(30))
+        .expect("the second signal stops the server at once");
+    let status = wait_bounded(&mut put, Duration::from_secs(60)).expect("the upload was cut");
+    assert!(!status.success());
+    assert!(stderr_of(&mut put).contains("server shutting down, rerun to resume"));
 }

@@ -224,6 +224,19 @@ impl TestServer {
         self.root.join("homes").join(user)
     }
 
+    /// Sends `signal` to the server process.
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.pid() as i32).expect("a process id");
+        rustix::process::kill_process(pid, signal).expect("signalling the server");
+    }
+
+    /// Waits at most `limit` for the server to exit by itself; past it,
+    /// kills it and answers `None`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take().expect("the server is running");
+        wait_bounded(&mut child, limit)
+    }
+
     /// Kills the server with SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -40,6 +40,9 @@ pub mod close_code {
     /// The user interrupted the program (Ctrl-C): every transfer of the
     /// connection ends now, and their partial files stay for a resume.
     pub const INTERRUPTED: u32 = 0x10;
+    /// The code the server closes with when it shuts down (its
+    /// `close_code::SHUTTING_DOWN`); its reason tells the user to rerun.
+    pub const SERVER_SHUTTING_DOWN: u32 = 4;
 }
 
 /// Data streams the server may have open towards us at once.
@@ -105,6 +108,19 @@ pub fn quic_client_config(
 }
 
 pub use crate::address::host_key;
+
+/// Why a connection closed, in the words the user sees: a server shutting
+/// down gives its own reason ("server shutting down, rerun to resume").
+fn describe_close(reason: &quinn::ConnectionError) -> String {
+    match reason {
+        quinn::ConnectionError::ApplicationClosed(close)
+            if close.error_code == close_code::SERVER_SHUTTING_DOWN.into() =>
+        {
+            String::from_utf8_lossy(&close.reason).into_owned()
+        }
+        reason => reason.to_string(),
+    }
+}
 
 type Waiters = Mutex<Option<HashMap<u64, mpsc::UnboundedSender<Response>>>>;
 type StreamWaiters = Mutex<HashMap<u64, oneshot::Sender<(DataHeader, quinn::RecvStream)>>>;
@@ -302,9 +318,21 @@ impl Client {
     fn lost(&self) -> ClientError {
         let reason = self.inner.connection.close_reason().map_or_else(
             || "the control stream ended".to_owned(),
-            |reason| reason.to_string(),
+            |reason| describe_close(&reason),
         );
         ClientError::ConnectionLost(reason)
+    }
+
+    /// `error`, with the reason the connection closed in place of what a
+    /// stream saw when the connection is gone: a transfer cut by a server
+    /// shutting down says so rather than "connection lost".
+    pub fn explain_lost(&self, error: ClientError) -> ClientError {
+        match (error, self.inner.connection.close_reason()) {
+            (ClientError::ConnectionLost(_), Some(reason)) => {
+                ClientError::ConnectionLost(describe_close(&reason))
+            }
+            (error, _) => error,
+        }
     }
 
     /// Sends `request` and returns the stream of its answers.

@@ -113,7 +113,9 @@ pub async fn upload(
     observer: &dyn TransferObserver,
     job: usize,
 ) -> Result<TransferOutcome, ClientError> {
-    let result = upload_inner(client, local, remote, options, observer, job).await;
+    let result = upload_inner(client, local, remote, options, observer, job)
+        .await
+        .map_err(|error| client.explain_lost(error));
     observer.finished(job, result.as_ref());
     result
 }
@@ -381,7 +383,9 @@ pub async fn download_beneath(
     observer: &dyn TransferObserver,
     job: usize,
 ) -> Result<TransferOutcome, ClientError> {
-    let result = download_inner(client, remote, destination, name, options, observer, job).await;
+    let result = download_inner(client, remote, destination, name, options, observer, job)
+        .await
+        .map_err(|error| client.explain_lost(error));
     observer.finished(job, result.as_ref());
     result
 }

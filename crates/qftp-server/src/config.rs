@@ -147,6 +147,8 @@ pub struct ServerConfig {
     /// Bounds on what one user or one connection may hold, the `[limits]`
     /// table.
     pub limits: ResourceLimits,
+    /// Seconds a stopping server lets the transfers in flight finish.
+    pub shutdown_grace_secs: u64,
     /// How log lines are written: `text` (plain, without colours unless
     /// standard error is a terminal) or `json` (one object per line).
     pub log_format: LogFormat,
@@ -294,6 +296,7 @@ impl Default for ServerConfig {
             partial_max_age_secs: 7 * DAY_SECS,
             login: LoginLimits::default(),
             limits: ResourceLimits::default(),
+            shutdown_grace_secs: 30,
             log_format: LogFormat::Text,
             log_file: PathBuf::new(),
         }
@@ -361,6 +364,11 @@ impl ServerConfig {
             ));
         }
         u32::try_from(bytes).map_err(|_| format!("receive_window {bytes} is too large"))
+    }
+
+    /// [`Self::shutdown_grace_secs`] as a duration.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
     }
 
     /// The log file in `root`, or `None` for standard error.
@@ -496,6 +504,11 @@ pub const CONFIG_TEMPLATE: &str = r#"# qftp-server configuration.
 # quota meanwhile) are removed once untouched this many seconds by the server's
 # clock: 7 days.
 # partial_max_age_secs = 604800
+
+# On SIGTERM or Ctrl-C the server refuses new connections, closes idle ones and
+# lets the transfers in flight finish for at most this many seconds (a second
+# signal stops at once). Clients cut then are told to rerun, which resumes.
+# shutdown_grace_secs = 30
 
 # Log lines as "text" (plain, coloured only on a terminal) or "json" (one
 # object per line, for log collectors); --log-format overrides it.

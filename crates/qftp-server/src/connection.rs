@@ -37,6 +37,7 @@ use crate::audit::{self, LoginMethod};
 use crate::auth::{LoginError, new_session_token, token_hash};
 use crate::error::{RequestError, RequestResult};
 use crate::limits::Refusal;
+use crate::live::Registration;
 use crate::requests::dispatch;
 use crate::session::{Context, Session, off_runtime};
 use crate::state::{ServerState, UnauthenticatedGuard};
@@ -52,6 +53,9 @@ pub mod close_code {
     pub const LIMIT: u32 = 2;
     /// The client's protocol version is not supported.
     pub const VERSION: u32 = 3;
+    /// The server is shutting down; a rerun against it once it is back
+    /// resumes what was cut.
+    pub const SHUTTING_DOWN: u32 = 4;
 }
 
 /// How long a new connection may take to open its control stream and say hello.
@@ -98,7 +102,17 @@ pub async fn handle(
             return;
         }
     };
-    match serve(state, connection.clone(), remote, deadline, pending).await {
+    let registration = state.live.register(&connection);
+    match serve(
+        state,
+        connection.clone(),
+        remote,
+        deadline,
+        pending,
+        &registration,
+    )
+    .await
+    {
         Ok(()) => {
             tracing::debug!(%remote, "connection closed");
             connection.close(close_code::DONE.into(), b"bye");
@@ -127,6 +141,10 @@ async fn next_frame(
         Err(FramedError::Read(quinn::ReadError::ConnectionLost(
             quinn::ConnectionError::ApplicationClosed(close),
         ))) if close.error_code == close_code::DONE.into() => Ok(None),
+        // Closed by this server (a drain, a kick).
+        Err(FramedError::Read(quinn::ReadError::ConnectionLost(
+            quinn::ConnectionError::LocallyClosed,
+        ))) => Ok(None),
         Err(error) => Err(protocol_error(error)),
     }
 }
@@ -185,6 +203,7 @@ async fn serve(
     remote: SocketAddr,
     deadline: Instant,
     pending: UnauthenticatedGuard,
+    registration: &Registration,
 ) -> Result<(), CloseReason> {
     let limit = state.config.max_frame_size;
     let (send, mut recv) = tokio::time::timeout_at(deadline, hello(&connection, limit))
@@ -204,6 +223,7 @@ async fn serve(
             return Ok(());
         };
         drop(pending);
+        registration.logged_in(&session.user);
         // Data streams and the full window only now, before the client
         // hears that it is logged in.
         tuning::open_after_login(
@@ -216,6 +236,7 @@ async fn serve(
             state: Arc::clone(&state),
             session: Arc::new(session),
             connection: connection.clone(),
+            live: Arc::clone(registration.entry()),
             replies: replies.clone(),
             transfers: Arc::new(TransferTable::new(
                 state.config.max_streams_per_connection as usize,
@@ -441,6 +462,13 @@ async fn serve_requests(
         let Some(frame) = next_frame(recv, limit).await? else {
             return Ok(());
         };
+        if let Some(close) = context.state.live.drain_close()
+            && !continues_transfer(&frame.request)
+        {
+            // Draining: nothing new starts; the transfers in flight go on.
+            context.live.close(close);
+            return Ok(());
+        }
         let permit = Arc::clone(&in_flight)
             .acquire_owned()
             .await
@@ -451,6 +479,15 @@ async fn serve_requests(
             drop(permit);
         });
     }
+}
+
+/// Whether `request` belongs to a transfer already in flight, which a
+/// draining server still serves.
+fn continues_transfer(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::PutCommit { .. } | Request::PutAbort { .. }
+    )
 }
 
 /// Accepts data streams and hands each to the upload it names.

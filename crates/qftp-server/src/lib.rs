@@ -15,6 +15,7 @@
 //! * [`auth`]: password hashing, session tokens and login throttling.
 //! * [`footprint`]: what an entry costs: quota bytes and one entry.
 //! * [`jail`]: every file-system operation, confined to one home.
+//! * [`live`]: the live connections, their transfers in flight, and the drain on shutdown.
 //! * [`lock`]: the lock file that keeps a second server off a root.
 //! * [`links`]: the rule that keeps every symlink in a home resolving inside it.
 //! * [`limits`]: refusals at a configured limit: the client's error and a rate-limited WARN.
@@ -40,6 +41,7 @@ pub mod footprint;
 pub mod jail;
 pub mod limits;
 pub mod links;
+pub mod live;
 pub mod lock;
 pub mod open_uploads;
 pub mod partials;

@@ -1,5 +1,6 @@
 //! The QUIC listener: TLS setup, the global connection limit, the accept
-//! loop, the periodic sweep and the shutdown on a signal. [`run`] serves
+//! loop, the periodic sweep and the drain on a signal (a second signal
+//! stops at once). [`run`] serves
 //! only while it holds the root's lock ([`crate::lock`]).
 //!
 //! Connections are accepted in the login stage (no data streams, a small
@@ -16,8 +17,12 @@ use qftp_transport::Fingerprint;
 use qftp_transport::tuning::{Congestion, PathProfile, TransportLimits, login_stage_config};
 use quinn::crypto::rustls::QuicServerConfig;
 
+use tokio::sync::watch;
+
 use crate::certs::CertError;
 use crate::config::{ServerConfig, ServerRoot};
+use crate::connection::close_code;
+use crate::live::DrainClose;
 use crate::lock::{LockError, RootLock};
 use crate::quota::QuotaBook;
 use crate::state::ServerState;
@@ -156,40 +161,99 @@ impl Server {
         &self.state
     }
 
-    /// Serves connections until `shutdown` completes, then closes them.
+    /// Serves connections until `shutdown` completes, then drains (see
+    /// [`Self::run_draining`]) for at most `shutdown_grace_secs`.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        self.run_draining(shutdown, std::future::pending()).await;
+    }
+
+    /// Serves connections until `shutdown` completes, then drains: new
+    /// connections are refused, connections with nothing in flight are
+    /// closed with [`close_code::SHUTTING_DOWN`], the transfers in flight
+    /// may finish for `shutdown_grace_secs`, and then every connection left
+    /// is closed the same way. `stop_now` completing ends the drain at once.
+    pub async fn run_draining(
+        self,
+        shutdown: impl Future<Output = ()>,
+        stop_now: impl Future<Output = ()>,
+    ) {
         let sweeper = tokio::spawn(crate::transfer::sweep::sweep_periodically(Arc::clone(
             &self.state,
         )));
         tokio::pin!(shutdown);
+        tokio::pin!(stop_now);
         loop {
             let incoming = tokio::select! {
                 incoming = self.endpoint.accept() => incoming,
                 () = &mut shutdown => break,
             };
             let Some(incoming) = incoming else { break };
-            let Ok(permit) = Arc::clone(&self.state.connections).try_acquire_owned() else {
-                tracing::warn!(remote = %incoming.remote_address(), "connection refused: server full");
-                incoming.refuse();
-                continue;
-            };
-            let state = Arc::clone(&self.state);
-            let path_config = match PathProfile::for_peer(&incoming.remote_address()) {
-                PathProfile::Loopback => Arc::clone(&self.loopback_config),
-                PathProfile::Network => Arc::clone(&self.network_config),
-            };
-            tokio::spawn(async move {
-                crate::connection::handle(state, incoming, path_config).await;
-                drop(permit);
-            });
+            self.admit(incoming);
         }
+        let live = &self.state.live;
+        let grace = self.state.config.shutdown_grace();
+        tracing::info!(
+            connections = live.len(),
+            grace_secs = grace.as_secs(),
+            "shutting down: refusing new connections, letting the transfers in flight finish"
+        );
+        live.begin_drain(SHUTTING_DOWN);
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut at_once = false;
+        loop {
+            tokio::select! {
+                incoming = self.endpoint.accept() => match incoming {
+                    Some(incoming) => incoming.refuse(),
+                    None => break,
+                },
+                () = live.wait_empty() => break,
+                () = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(connections = live.len(), "grace period over: closing the connections still transferring");
+                    break;
+                }
+                () = &mut stop_now => {
+                    tracing::warn!(connections = live.len(), "second signal: stopping at once");
+                    at_once = true;
+                    break;
+                }
+            }
+        }
+        live.close_all(SHUTTING_DOWN);
         sweeper.abort();
-        self.endpoint
-            .close(quinn::VarInt::from_u32(0), b"server shutting down");
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.endpoint.wait_idle())
-            .await;
+        self.endpoint.close(
+            close_code::SHUTTING_DOWN.into(),
+            SHUTTING_DOWN.reason.as_bytes(),
+        );
+        // Long enough for the close to reach the clients; a second signal
+        // waits for little more than that.
+        let linger = std::time::Duration::from_secs(if at_once { 1 } else { 5 });
+        let _ = tokio::time::timeout(linger, self.endpoint.wait_idle()).await;
+    }
+
+    /// Serves one incoming connection, or refuses it when the server is full.
+    fn admit(&self, incoming: quinn::Incoming) {
+        let Ok(permit) = Arc::clone(&self.state.connections).try_acquire_owned() else {
+            tracing::warn!(remote = %incoming.remote_address(), "connection refused: server full");
+            incoming.refuse();
+            return;
+        };
+        let state = Arc::clone(&self.state);
+        let path_config = match PathProfile::for_peer(&incoming.remote_address()) {
+            PathProfile::Loopback => Arc::clone(&self.loopback_config),
+            PathProfile::Network => Arc::clone(&self.network_config),
+        };
+        tokio::spawn(async move {
+            crate::connection::handle(state, incoming, path_config).await;
+            drop(permit);
+        });
     }
 }
+
+/// How a draining server closes connections: the client shows the reason.
+pub const SHUTTING_DOWN: DrainClose = DrainClose {
+    code: close_code::SHUTTING_DOWN,
+    reason: "server shutting down, rerun to resume",
+};
 
 /// Binds `listen`, prints the `listening on` line and serves until Ctrl-C
 /// or SIGTERM.
@@ -202,6 +266,8 @@ pub async fn run(
     // Held until the server has stopped.
     let _lock = RootLock::acquire(root.path())?;
     let server = Server::bind(root, config, listen)?;
+    // Before the `listening on` line: a signal from then on drains.
+    let signals = count_stop_signals();
     let address = server.local_addr()?;
     let mut stdout = std::io::stdout().lock();
     writeln!(
@@ -212,7 +278,10 @@ pub async fn run(
     stdout.flush()?;
     drop(stdout);
     tracing::info!(%address, "serving");
-    server.run(shutdown_signal()).await;
+    server
+        .run_draining(signalled(signals.clone(), 1), signalled(signals, 2))
+        .await;
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -233,25 +302,41 @@ fn raise_open_file_limit() {
     }
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
+/// Counts the stop signals (Ctrl-C, SIGTERM) the process receives.
+fn count_stop_signals() -> watch::Receiver<u32> {
+    let (count, received) = watch::channel(0u32);
+    tokio::spawn(async move {
+        #[cfg(unix)]
         let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        loop {
+            #[cfg(unix)]
+            let terminated = async {
+                match terminate.as_mut() {
+                    Some(terminate) => {
+                        terminate.recv().await;
+                    }
+                    None => std::future::pending().await,
                 }
             };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+            #[cfg(not(unix))]
+            let terminated = std::future::pending::<()>();
+            tokio::select! {
+                interrupted = tokio::signal::ctrl_c() => {
+                    if interrupted.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                () = terminated => {}
+            }
+            count.send_modify(|count| *count += 1);
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
+    });
+    received
+}
+
+/// Completes once `signals` has counted `at_least` signals.
+async fn signalled(mut signals: watch::Receiver<u32>, at_least: u32) {
+    // The counting task never ends, so the sender is never dropped.
+    let _ = signals.wait_for(|count| *count >= at_least).await;
 }

@@ -25,6 +25,7 @@ use crate::config::ResourceLimits;
 use crate::error::{RequestError, RequestResult};
 use crate::jail::{Jail, JailLimits};
 use crate::limits::Refusal;
+use crate::live::LiveConnection;
 use crate::partials::Staging;
 use crate::quota::{Tally, UserQuota};
 use crate::state::{ServerState, UserConnectionGuard};
@@ -59,6 +60,8 @@ pub(crate) struct Context {
     pub state: Arc<ServerState>,
     pub session: Arc<Session>,
     pub connection: quinn::Connection,
+    /// The connection's entry among the live ones (its transfers in flight).
+    pub live: Arc<LiveConnection>,
     pub replies: mpsc::Sender<ServerFrame>,
     pub transfers: Arc<TransferTable>,
     /// Listings and walks that may run at once on this connection

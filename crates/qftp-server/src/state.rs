@@ -18,6 +18,7 @@ use crate::auth::LoginGuard;
 use crate::config::{ServerConfig, ServerRoot};
 use crate::error::RequestError;
 use crate::limits::Refusal;
+use crate::live::LiveConnections;
 use crate::open_uploads::OpenUploads;
 use crate::quota::QuotaBook;
 use crate::userdb::UserDb;
@@ -46,6 +47,8 @@ pub struct ServerState {
     pub transport: TransportLimits,
     /// The connections that may be open at once (`max_connections`).
     pub connections: Arc<Semaphore>,
+    /// The connections live now, and the drain on shutdown.
+    pub live: Arc<LiveConnections>,
     per_user: Mutex<HashMap<String, usize>>,
     unauthenticated: Mutex<HashMap<IpAddr, usize>>,
 }
@@ -105,6 +108,7 @@ impl ServerState {
         Self {
             login_guard: LoginGuard::new(config.login.clone()),
             connections: Arc::new(Semaphore::new(config.max_connections)),
+            live: Arc::new(LiveConnections::default()),
             per_user: Mutex::new(HashMap::new()),
             quotas,
             open_uploads: OpenUploads::new(config.limits.max_open_uploads_per_user),
