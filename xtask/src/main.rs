@@ -12,7 +12,8 @@
 //! impairer, and its `mem-ceiling` scenario the hidden task of that name.
 //! See `docs/performance.md` for the method and the latest results.
 //!
-//! The task `stress` runs the reliability suites at full scale (see
+//! The task `test` installs what the tests need and runs them all (see
+//! `suite.rs`). The task `stress` runs the reliability suites at full scale (see
 //! `docs/reliability.md`).
 
 mod bench;
@@ -28,6 +29,7 @@ mod report;
 mod rerun;
 mod server;
 mod stress;
+mod suite;
 
 use std::process::ExitCode;
 
@@ -65,6 +67,13 @@ enum Task {
         after_help = "Example:\n  cargo xtask stress\n  cargo xtask stress --suites crash --crash-rounds 200 --seed 42"
     )]
     Stress(stress::StressArgs),
+    /// Install what the tests need if missing (PostgreSQL, SeaweedFS,
+    /// tmux), then run `cargo test --workspace --locked` and print the
+    /// totals.
+    #[command(
+        after_help = "Example:\n  cargo xtask test\n  cargo xtask test -- --test e2e cluster\n  cargo xtask test --install-only"
+    )]
+    Test(suite::TestArgs),
     /// Check that the files of each crate import each other in one
     /// direction only (no import circles).
     Imports(imports::ImportsArgs),
@@ -80,6 +89,7 @@ fn main() -> ExitCode {
         Task::Nfdelay(arguments) => nfdelay::run(&arguments),
         Task::MemCeiling(arguments) => memceiling::run(&arguments),
         Task::Stress(arguments) => stress::run(&arguments),
+        Task::Test(arguments) => suite::run(&arguments),
         Task::Imports(arguments) => imports::run(&arguments),
     };
     match result {
