@@ -56,6 +56,12 @@ pub(crate) enum Command {
         after_help = "Example:\n  qftp-server user add alice --quota 10GiB"
     )]
     User(UserCommand),
+    /// List the live connections of the running server
+    #[command(after_help = "Example:\n  qftp-server sessions")]
+    Sessions,
+    /// End every connection of a user on the running server
+    #[command(after_help = "Example:\n  qftp-server kick alice")]
+    Kick(NameArgs),
     /// Print a shell completion script to standard output
     #[command(
         after_help = "Example:\n  qftp-server completions bash > ~/.local/share/bash-completion/completions/qftp-server"

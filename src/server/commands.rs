@@ -12,6 +12,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::CommandFactory as _;
 use qftp_proto::size::{Quota, format_size};
 use qftp_server::admin::{self, AdminError, InitStep, NewUser};
+use qftp_server::admin_socket;
 use qftp_server::certs::{self, CertError};
 use qftp_server::config::{ServerConfig, ServerRoot};
 
@@ -39,6 +40,12 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve(root, &args, logging),
         Command::Cert(CertCommand::Fingerprint) => print_fingerprint(&root, out),
         Command::User(command) => run_user_command(&root, command, out),
+        Command::Sessions => list_sessions(&root, out),
+        Command::Kick(args) => {
+            let kicked = admin_socket::kick(&root, &args.name)?;
+            writeln!(out, "ended {kicked} connection(s) of {}", args.name)?;
+            Ok(())
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "qftp-server", out);
             Ok(())
@@ -229,6 +236,46 @@ fn user_list(root: &ServerRoot, out: &mut impl Write) -> Result<()> {
     write_table(out, &rows)
 }
 
+fn list_sessions(root: &ServerRoot, out: &mut impl Write) -> Result<()> {
+    let sessions = admin_socket::sessions(root)?;
+    if sessions.is_empty() {
+        writeln!(out, "no connections")?;
+        return Ok(());
+    }
+    let now = std::time::SystemTime::now();
+    let mut rows = vec![[
+        "USER".to_owned(),
+        "ADDRESS".into(),
+        "CONNECTED".into(),
+        "TRANSFERS".into(),
+        "BYTES".into(),
+    ]];
+    rows.extend(sessions.iter().map(|session| {
+        let age = now.duration_since(session.since).unwrap_or_default();
+        [
+            session
+                .user
+                .clone()
+                .unwrap_or_else(|| "(logging in)".to_owned()),
+            session.remote.to_string(),
+            format!("{} ago", age_text(age)),
+            session.transfers.to_string(),
+            format_size(session.bytes),
+        ]
+    }));
+    write_table(out, &rows)
+}
+
+/// `1h02m`, `3m05s` or `12s`.
+fn age_text(age: std::time::Duration) -> String {
+    let seconds = age.as_secs();
+    match (seconds / 3600, seconds / 60 % 60, seconds % 60) {
+        (0, 0, seconds) => format!("{seconds}s"),
+        (0, minutes, seconds) => format!("{minutes}m{seconds:02}s"),
+        (hours, minutes, _) => format!("{hours}h{minutes:02}m"),
+    }
+}
+
 /// Writes rows with columns padded to their widest cell.
 fn write_table<const N: usize>(out: &mut impl Write, rows: &[[String; N]]) -> Result<()> {
     let mut widths = [0; N];
@@ -300,6 +347,14 @@ mod tests {
 
     fn text(out: Vec<u8>) -> String {
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn ages_are_short() {
+        use std::time::Duration;
+        assert_eq!(age_text(Duration::from_secs(12)), "12s");
+        assert_eq!(age_text(Duration::from_secs(185)), "3m05s");
+        assert_eq!(age_text(Duration::from_secs(3720)), "1h02m");
     }
 
     #[test]

@@ -312,3 +312,48 @@ fn a_second_sigterm_stops_the_drain_at_once() {
     assert!(!status.success());
     assert!(stderr_of(&mut put).contains("server shutting down, rerun to resume"));
 }
+
+#[test]
+fn sessions_lists_a_connected_user_and_kick_ends_their_connection() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (server, client) = with_alice(TestServer::start());
+    let socket = server.root.join("admin.sock");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let (_big, mut put) = slow_upload_underway(&server, &client, scratch.path(), "4MiB");
+
+    let output = server.admin(&["sessions"]).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let listing = text(&output.stdout);
+    let row = listing
+        .lines()
+        .find(|line| line.starts_with("alice "))
+        .unwrap_or_else(|| panic!("alice is not listed: {listing}"));
+    assert!(row.contains("127.0.0.1:"), "{row}");
+    assert_eq!(
+        row.split_whitespace().nth(4),
+        Some("1"),
+        "one transfer: {row}"
+    );
+
+    let output = server.admin(&["kick", "alice"]).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains("ended 1 connection"),
+        "{}",
+        text(&output.stdout)
+    );
+    let status = wait_bounded(&mut put, Duration::from_secs(60)).expect("the upload was ended");
+    assert!(!status.success());
+    let stderr = stderr_of(&mut put);
+    assert!(
+        stderr.contains("administrator ended this connection"),
+        "{stderr}"
+    );
+    // The server goes on serving.
+    assert!(wait_until(Duration::from_secs(30), || {
+        !text(&server.admin(&["sessions"]).output().unwrap().stdout).contains("alice ")
+    }));
+    assert_eq!(client.ok(&["ls"]), "");
+}

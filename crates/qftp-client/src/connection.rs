@@ -43,6 +43,9 @@ pub mod close_code {
     /// The code the server closes with when it shuts down (its
     /// `close_code::SHUTTING_DOWN`); its reason tells the user to rerun.
     pub const SERVER_SHUTTING_DOWN: u32 = 4;
+    /// The code the server closes with when an administrator ends the
+    /// connection (its `close_code::KICKED`).
+    pub const SERVER_KICKED: u32 = 5;
 }
 
 /// Data streams the server may have open towards us at once.
@@ -110,11 +113,14 @@ pub fn quic_client_config(
 pub use crate::address::host_key;
 
 /// Why a connection closed, in the words the user sees: a server shutting
-/// down gives its own reason ("server shutting down, rerun to resume").
+/// down or an administrator's kick gives its own reason ("server shutting
+/// down, rerun to resume", "administrator ended this connection").
 fn describe_close(reason: &quinn::ConnectionError) -> String {
     match reason {
         quinn::ConnectionError::ApplicationClosed(close)
-            if close.error_code == close_code::SERVER_SHUTTING_DOWN.into() =>
+            if [close_code::SERVER_SHUTTING_DOWN, close_code::SERVER_KICKED]
+                .iter()
+                .any(|code| close.error_code == (*code).into()) =>
         {
             String::from_utf8_lossy(&close.reason).into_owned()
         }

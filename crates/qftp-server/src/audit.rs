@@ -58,6 +58,7 @@ impl Audited {
 
     /// Writes the line: `bytes` moved, and how the operation ended.
     pub(crate) fn finish(self, context: &Context, bytes: u64, outcome: Result<(), &RequestError>) {
+        context.live.add_bytes(bytes);
         let user = context.session.user.as_str();
         let remote = context.connection.remote_address();
         let duration_ms = self.started.elapsed().as_millis() as u64;

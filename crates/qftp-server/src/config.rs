@@ -90,6 +90,11 @@ impl ServerRoot {
         self.certs_dir().join("key.pem")
     }
 
+    /// `root/admin.sock`, the running server's administration socket.
+    pub fn admin_socket(&self) -> PathBuf {
+        self.path.join("admin.sock")
+    }
+
     /// `root/users.db`.
     pub fn database(&self) -> PathBuf {
         self.path.join("users.db")

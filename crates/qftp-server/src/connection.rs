@@ -56,6 +56,8 @@ pub mod close_code {
     /// The server is shutting down; a rerun against it once it is back
     /// resumes what was cut.
     pub const SHUTTING_DOWN: u32 = 4;
+    /// An administrator ended the connection (`qftp-server kick`).
+    pub const KICKED: u32 = 5;
 }
 
 /// How long a new connection may take to open its control stream and say hello.

@@ -8,6 +8,7 @@
 //!
 //! Code map:
 //! * [`admin`]: creating a server root and managing its users.
+//! * [`admin_socket`]: `sessions` and `kick` against a running server, through `ROOT/admin.sock`.
 //! * `audit`: the INFO line of every operation that changes or moves data, login and logout.
 //! * [`config`]: the server root's layout and `config.toml`.
 //! * [`certs`]: the self-signed development certificate.
@@ -31,6 +32,7 @@
 //! * [`transfer`]: uploads (with the atomic commit) and downloads.
 
 pub mod admin;
+pub mod admin_socket;
 mod audit;
 pub mod auth;
 pub mod certs;

@@ -11,6 +11,9 @@
 //! connections with transfers in flight are left to finish them, and
 //! [`LiveConnections::wait_empty`] tells the listener when all are gone.
 //!
+//! The same table answers `qftp-server sessions` and `kick` (through
+//! [`crate::admin_socket`]).
+//!
 //! This module accepts nothing and decides no timeout: the grace period
 //! and the close code are the listener's ([`crate::server`]).
 
@@ -22,9 +25,9 @@ use std::time::SystemTime;
 
 use tokio::sync::watch;
 
-/// How a draining server closes a connection.
+/// How the server closes a connection itself (a drain, a kick).
 #[derive(Debug, Clone, Copy)]
-pub struct DrainClose {
+pub struct ServerClose {
     /// The QUIC application error code.
     pub code: u32,
     /// The reason the client shows.
@@ -37,7 +40,7 @@ pub struct LiveConnections {
     next_id: AtomicU64,
     entries: Mutex<HashMap<u64, Arc<LiveConnection>>>,
     count: watch::Sender<usize>,
-    drain: Mutex<Option<DrainClose>>,
+    drain: Mutex<Option<ServerClose>>,
 }
 
 /// One live connection.
@@ -49,6 +52,7 @@ pub struct LiveConnection {
     pub since: SystemTime,
     user: Mutex<Option<String>>,
     transfers: AtomicUsize,
+    bytes: AtomicU64,
     connection: quinn::Connection,
 }
 
@@ -87,6 +91,7 @@ impl LiveConnections {
             since: SystemTime::now(),
             user: Mutex::new(None),
             transfers: AtomicUsize::new(0),
+            bytes: AtomicU64::new(0),
             connection: connection.clone(),
         });
         {
@@ -110,14 +115,14 @@ impl LiveConnections {
     }
 
     /// How the server closes connections while draining, if it is.
-    pub fn drain_close(&self) -> Option<DrainClose> {
+    pub fn drain_close(&self) -> Option<ServerClose> {
         *self.drain.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Starts draining: every connection with no transfer in flight is
     /// closed with `close` now, the others when they ask for anything new
     /// or by [`Self::close_all`].
-    pub fn begin_drain(&self, close: DrainClose) {
+    pub fn begin_drain(&self, close: ServerClose) {
         *self.drain.lock().unwrap_or_else(PoisonError::into_inner) = Some(close);
         for entry in self.snapshot() {
             if entry.transfers() == 0 {
@@ -127,10 +132,23 @@ impl LiveConnections {
     }
 
     /// Closes every connection with `close`.
-    pub fn close_all(&self, close: DrainClose) {
+    pub fn close_all(&self, close: ServerClose) {
         for entry in self.snapshot() {
             entry.close(close);
         }
+    }
+
+    /// Closes every connection `user` logged in on with `close`; how many.
+    pub fn close_user(&self, user: &str, close: ServerClose) -> usize {
+        let theirs: Vec<_> = self
+            .snapshot()
+            .into_iter()
+            .filter(|entry| entry.user().as_deref() == Some(user))
+            .collect();
+        for entry in &theirs {
+            entry.close(close);
+        }
+        theirs.len()
     }
 
     /// The connections live now.
@@ -171,8 +189,18 @@ impl LiveConnection {
         self.transfers.load(Ordering::Acquire)
     }
 
+    /// Bytes its finished transfers moved, both ways.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Counts `bytes` a transfer of it moved.
+    pub fn add_bytes(&self, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     /// Closes it with `close`.
-    pub fn close(&self, close: DrainClose) {
+    pub fn close(&self, close: ServerClose) {
         self.connection
             .close(close.code.into(), close.reason.as_bytes());
     }

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use crate::certs::CertError;
 use crate::config::{ServerConfig, ServerRoot};
 use crate::connection::close_code;
-use crate::live::DrainClose;
+use crate::live::ServerClose;
 use crate::lock::{LockError, RootLock};
 use crate::quota::QuotaBook;
 use crate::state::ServerState;
@@ -65,6 +65,14 @@ pub enum ServerError {
         path: std::path::PathBuf,
         /// Why.
         source: DbError,
+    },
+    /// The administration socket could not be made.
+    #[error("cannot listen on {}", path.display())]
+    AdminSocket {
+        /// The socket's path.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
     },
     /// Another server holds the root, or its lock file cannot be taken.
     #[error(transparent)]
@@ -250,7 +258,7 @@ impl Server {
 }
 
 /// How a draining server closes connections: the client shows the reason.
-pub const SHUTTING_DOWN: DrainClose = DrainClose {
+pub const SHUTTING_DOWN: ServerClose = ServerClose {
     code: close_code::SHUTTING_DOWN,
     reason: "server shutting down, rerun to resume",
 };
@@ -266,6 +274,17 @@ pub async fn run(
     // Held until the server has stopped.
     let _lock = RootLock::acquire(root.path())?;
     let server = Server::bind(root, config, listen)?;
+    let admin_listener = crate::admin_socket::bind(&server.state.root).map_err(|source| {
+        ServerError::AdminSocket {
+            path: server.state.root.admin_socket(),
+            source,
+        }
+    })?;
+    let admin = tokio::spawn(crate::admin_socket::serve(
+        admin_listener,
+        Arc::clone(&server.state.live),
+    ));
+    let admin_path = server.state.root.admin_socket();
     // Before the `listening on` line: a signal from then on drains.
     let signals = count_stop_signals();
     let address = server.local_addr()?;
@@ -281,6 +300,8 @@ pub async fn run(
     server
         .run_draining(signalled(signals.clone(), 1), signalled(signals, 2))
         .await;
+    admin.abort();
+    let _ = std::fs::remove_file(&admin_path);
     tracing::info!("stopped");
     Ok(())
 }
