@@ -55,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
         &client,
         std::slice::from_ref(&source),
         &RemotePath::root(),
+        false,
         true,
     )
     .await?;

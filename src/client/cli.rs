@@ -71,6 +71,21 @@ fn long_help() -> String {
     )
 }
 
+/// Where `put` and `get` place their sources (cp and rsync's rules), with
+/// an example.
+fn placement_help(example: &str) -> String {
+    format!(
+        "Example:\n  {example}\n\n\
+         WHERE FILES LAND:\n  \
+         A destination that exists as a directory, or ends with /, is a directory: each\n  \
+         source lands inside it under its own name. A missing one is created, with its\n  \
+         parents. Several sources need such a directory. Otherwise the one source lands\n  \
+         under the destination's name, and missing parents are created (with or without -r).\n  \
+         A source that is missing or unreadable is reported and the others are copied;\n  \
+         the exit code is then 3."
+    )
+}
+
 impl Cli {
     /// The command, with the global options that belong to it applied.
     pub fn into_command(self) -> Command {
@@ -164,7 +179,10 @@ pub enum Command {
     #[command(after_help = "Example:\n  qftp df")]
     Df,
     /// Upload files (the last argument is the remote destination when there are several).
-    #[command(after_help = "Example:\n  qftp put report.pdf\n  qftp put -r -j 16 photos/ backup/")]
+    #[command(
+        after_help = "Example:\n  qftp put report.pdf\n  qftp put -r -j 16 photos/ backup/",
+        after_long_help = placement_help("qftp put a.txt b.txt newdir/")
+    )]
     Put {
         /// Local files, then optionally the remote destination.
         #[arg(required = true, num_args = 1..)]
@@ -174,7 +192,8 @@ pub enum Command {
     },
     /// Download files (the last argument is the local destination when there are several).
     #[command(
-        after_help = "Example:\n  qftp get report.pdf\n  qftp get -r backup/photos ./restore"
+        after_help = "Example:\n  qftp get report.pdf\n  qftp get -r backup/photos ./restore",
+        after_long_help = placement_help("qftp get a.txt b.txt newdir/")
     )]
     Get {
         /// Remote files, then optionally the local destination.

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use qftp_client::Refusal;
+use qftp_client::batch::placement::ends_with_slash;
 use qftp_client::batch::{self, BatchReport};
 use qftp_client::sync::{self, PlanOptions, SyncOptions, SyncPlan};
 use qftp_proto::EntryKind;
@@ -17,6 +18,7 @@ use super::cli::{Command, SyncArgs, TransferArgs};
 use super::exit;
 use super::listing::print_listing;
 use super::progress::{ProgressBars, should_draw};
+use super::report::tidy;
 use super::session::Session;
 
 pub async fn execute(session: &mut Session, command: Command) -> anyhow::Result<ExitCode> {
@@ -104,15 +106,23 @@ pub async fn execute(session: &mut Session, command: Command) -> anyhow::Result<
 }
 
 async fn put(session: &Session, paths: &[String], args: TransferArgs) -> anyhow::Result<ExitCode> {
-    let (sources, destination) = match paths {
-        [single] => (vec![PathBuf::from(single)], session.cwd.clone()),
+    let (sources, destination, trailing_slash) = match paths {
+        [single] => (vec![PathBuf::from(single)], session.cwd.clone(), false),
         [sources @ .., destination] => (
             sources.iter().map(PathBuf::from).collect(),
             session.resolve(destination)?,
+            ends_with_slash(destination),
         ),
         [] => anyhow::bail!("nothing to upload"),
     };
-    let plan = batch::plan_upload(&session.client, &sources, &destination, args.recursive).await?;
+    let plan = batch::plan_upload(
+        &session.client,
+        &sources,
+        &destination,
+        trailing_slash,
+        args.recursive,
+    )
+    .await?;
     let bytes: u64 = plan.files.iter().map(|file| file.size).sum();
     let progress = Arc::new(ProgressBars::new(
         plan.files.len(),
@@ -263,7 +273,13 @@ fn print_refusal(name: &str, reason: &Refusal) {
 /// whether everything arrived (a pull with refused entries is partial).
 fn finish_batch(report: BatchReport, quiet: bool) -> anyhow::Result<ExitCode> {
     for (label, error) in &report.failed {
-        eprintln!("qftp: failed: {label}: {error}");
+        // Most errors name their path already; the label is added when not.
+        let message = tidy(&error.to_string());
+        if message.starts_with(label.as_str()) {
+            eprintln!("qftp: failed: {message}");
+        } else {
+            eprintln!("qftp: failed: {label}: {message}");
+        }
     }
     for (name, reason) in &report.refused {
         print_refusal(name, reason);

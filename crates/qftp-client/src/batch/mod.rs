@@ -2,10 +2,12 @@
 //! jobs, and running them with a bounded number in flight on one
 //! connection, each file on its own stream.
 //!
-//! [`plan`] expands the arguments, [`run`] carries the jobs out, creating
-//! the remote directories first through [`directories`].
+//! [`plan`] expands the arguments, placing them by the cp/rsync rules of
+//! [`placement`]; [`run`] carries the jobs out, creating the remote
+//! directories first through [`directories`].
 
 pub mod directories;
+pub mod placement;
 pub mod plan;
 pub mod run;
 

@@ -13,6 +13,8 @@ use crate::destination::LocalName;
 use crate::error::ClientError;
 use crate::refusal::Refusal;
 
+use super::placement::{Existing, Placement, ends_with_slash, place};
+
 /// One file to upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadJob {
@@ -36,7 +38,7 @@ pub struct DownloadJob {
 }
 
 /// An upload plan: directories to create first, then files.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct UploadPlan {
     /// Remote directories, parents before children.
     pub directories: Vec<String>,
@@ -44,11 +46,14 @@ pub struct UploadPlan {
     pub files: Vec<UploadJob>,
     /// Local entries left out, with the reason (symlinks, special files).
     pub skipped: Vec<(PathBuf, String)>,
+    /// Sources that could not be planned (missing, unreadable), as the
+    /// user named them, with why; the others go on.
+    pub failed: Vec<(String, ClientError)>,
 }
 
 /// A download plan: the local directory everything lands beneath, the
 /// directories to create there first, then files.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct DownloadPlan {
     /// The local directory the user named (or the one holding the file
     /// the user named); nothing is written outside it.
@@ -63,6 +68,9 @@ pub struct DownloadPlan {
     pub skipped: Vec<(String, String)>,
     /// Entries the server sent under a name that is not safe to write.
     pub refused: Vec<(String, Refusal)>,
+    /// Sources that could not be planned (missing, unreachable), with why;
+    /// the others go on.
+    pub failed: Vec<(String, ClientError)>,
 }
 
 fn name_of(path: &Path) -> Result<String, ClientError> {
@@ -79,56 +87,84 @@ fn join_remote(base: &RemotePath, relative: &str) -> Result<String, ClientError>
 }
 
 /// Expands `put` arguments: `sources` are local paths, `destination` the
-/// remote target (already resolved against the current directory).
+/// remote target (already resolved against the current directory), which
+/// the user wrote with a trailing `/` when `trailing_slash`. Where the
+/// sources land follows [`placement`]. With several sources, one that
+/// cannot be read is reported in [`UploadPlan::failed`] and the others go
+/// on; a single source's error is the plan's.
 pub async fn plan_upload(
     client: &Client,
     sources: &[PathBuf],
     destination: &RemotePath,
+    trailing_slash: bool,
     recursive: bool,
 ) -> Result<UploadPlan, ClientError> {
-    let target_is_dir = match client.stat(&destination.to_string()).await {
-        Ok(entry) => entry.kind == EntryKind::Directory,
-        Err(error) if error.server_kind() == Some(qftp_proto::ErrorKind::NotFound) => false,
+    let existing = match client.stat(&destination.to_string()).await {
+        Ok(entry) if entry.kind == EntryKind::Directory => Existing::Directory,
+        Ok(_) => Existing::Other,
+        Err(error) if error.server_kind() == Some(qftp_proto::ErrorKind::NotFound) => {
+            Existing::Missing
+        }
         Err(error) => return Err(error),
     };
-    let into_directory = target_is_dir || sources.len() > 1;
-    if sources.len() > 1 && !target_is_dir {
-        return Err(ClientError::Usage(format!(
-            "{destination}: not a directory (several sources need a directory)"
-        )));
-    }
+    let placement = place(sources.len(), trailing_slash, existing)
+        .map_err(|error| ClientError::Usage(format!("{destination}: {error}")))?;
     let mut plan = UploadPlan::default();
+    match placement {
+        Placement::Inside { create: true } => plan.directories.push(destination.to_string()),
+        Placement::As if existing == Existing::Missing && !destination.parent().is_root() => {
+            plan.directories.push(destination.parent().to_string());
+        }
+        Placement::Inside { create: false } | Placement::As => {}
+    }
     for source in sources {
-        let metadata =
-            std::fs::metadata(source).map_err(|error| ClientError::local(source, error))?;
-        let root = if into_directory {
-            destination
-                .join(&name_of(source)?)
-                .map_err(|error| ClientError::Usage(error.to_string()))?
-        } else {
-            destination.clone()
+        let root = match placement {
+            Placement::Inside { .. } => name_of(source).and_then(|name| {
+                destination
+                    .join(&name)
+                    .map_err(|error| ClientError::Usage(error.to_string()))
+            }),
+            Placement::As => Ok(destination.clone()),
         };
-        if metadata.is_file() {
-            plan.files.push(UploadJob {
-                local: source.clone(),
-                remote: root.to_string(),
-                size: metadata.len(),
-            });
-        } else if metadata.is_dir() {
-            if !recursive {
-                return Err(ClientError::Usage(format!(
-                    "{}: is a directory (use -r)",
-                    source.display()
-                )));
+        match root.and_then(|root| plan_local_source(source, &root, recursive, &mut plan)) {
+            Ok(()) => {}
+            Err(error) if sources.len() > 1 => {
+                plan.failed.push((source.display().to_string(), error));
             }
-            plan.directories.push(root.to_string());
-            walk_local(source, &root, &mut plan)?;
-        } else {
-            plan.skipped
-                .push((source.clone(), "not a regular file or directory".into()));
+            Err(error) => return Err(error),
         }
     }
     Ok(plan)
+}
+
+/// Adds the local `source`, to be uploaded as `root`, to `plan`.
+fn plan_local_source(
+    source: &Path,
+    root: &RemotePath,
+    recursive: bool,
+    plan: &mut UploadPlan,
+) -> Result<(), ClientError> {
+    let metadata = std::fs::metadata(source).map_err(|error| ClientError::local(source, error))?;
+    if metadata.is_file() {
+        plan.files.push(UploadJob {
+            local: source.to_owned(),
+            remote: root.to_string(),
+            size: metadata.len(),
+        });
+    } else if metadata.is_dir() {
+        if !recursive {
+            return Err(ClientError::Usage(format!(
+                "{}: is a directory (use -r)",
+                source.display()
+            )));
+        }
+        plan.directories.push(root.to_string());
+        walk_local(source, root, plan)?;
+    } else {
+        plan.skipped
+            .push((source.to_owned(), "not a regular file or directory".into()));
+    }
+    Ok(())
 }
 
 /// Adds everything below the local directory `top` to `plan`, iteratively.
@@ -183,111 +219,157 @@ fn walk_local(
 }
 
 /// Expands `get` arguments: `sources` are remote paths (resolved against the
-/// current directory), `destination` the local target. Names the server
-/// sends that are not safe to write are refused here, one by one.
+/// current directory), `destination` the local target as the user wrote it
+/// (a trailing `/` names a directory). Where the sources land follows
+/// [`placement`]. Names the server sends that are not safe to write are
+/// refused here, one by one. With several sources, one that cannot be
+/// reached is reported in [`DownloadPlan::failed`] and the others go on.
 pub async fn plan_download(
     client: &Client,
     sources: &[RemotePath],
     destination: &Path,
     recursive: bool,
 ) -> Result<DownloadPlan, ClientError> {
-    let target_is_dir = destination.is_dir();
-    if sources.len() > 1 && !target_is_dir {
-        return Err(ClientError::Usage(format!(
-            "{}: not a directory (several sources need a directory)",
-            destination.display()
-        )));
-    }
+    let existing = match std::fs::metadata(destination) {
+        Ok(metadata) if metadata.is_dir() => Existing::Directory,
+        Ok(_) => Existing::Other,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Existing::Missing,
+        // `file/`: a file asked to be a directory.
+        Err(error) if error.kind() == std::io::ErrorKind::NotADirectory => Existing::Other,
+        Err(error) => return Err(ClientError::local(destination, error)),
+    };
+    let trailing_slash = ends_with_slash(&destination.to_string_lossy());
+    let placement = place(sources.len(), trailing_slash, existing)
+        .map_err(|error| ClientError::Usage(format!("{}: {error}", destination.display())))?;
     let mut plan = DownloadPlan {
         destination: destination.to_owned(),
+        create_destination: placement == Placement::Inside { create: true },
         ..DownloadPlan::default()
     };
     for source in sources {
-        let entry = client.stat(&source.to_string()).await?;
-        let name = source.file_name().unwrap_or("home");
-        let name = LocalName::parse(name)
-            .map_err(|reason| ClientError::Usage(format!("{source}: {reason}")))?;
-        match entry.kind {
-            EntryKind::File if target_is_dir => plan.files.push(DownloadJob {
-                remote: source.to_string(),
-                local: name,
-                size: entry.size,
-            }),
-            EntryKind::File => {
-                let unusable = || {
-                    ClientError::Usage(format!("{}: not a usable file name", destination.display()))
-                };
-                let file_name = destination
-                    .file_name()
-                    .and_then(|name| name.to_str())
-                    .ok_or_else(unusable)?;
-                let local = LocalName::parse(file_name).map_err(|_| unusable())?;
-                plan.destination = destination
-                    .parent()
-                    .filter(|parent| !parent.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."))
-                    .to_owned();
-                plan.files.push(DownloadJob {
-                    remote: source.to_string(),
-                    local,
-                    size: entry.size,
-                });
-            }
-            EntryKind::Directory => {
-                if !recursive {
-                    return Err(ClientError::Usage(format!(
-                        "{source}: is a directory (use -r)"
-                    )));
-                }
-                // Into an existing directory under the source's name, or
-                // as the new directory `destination` itself.
-                let top = if target_is_dir {
-                    plan.directories.push(name.clone());
-                    Some(name)
-                } else {
-                    plan.create_destination = true;
-                    None
-                };
-                let mut failure = None;
-                client
-                    .walk(&source.to_string(), false, |entries| {
-                        for entry in entries {
-                            let local = match LocalName::parse(&entry.name) {
-                                Ok(local) => local,
-                                Err(reason) => {
-                                    plan.refused.push((entry.name, reason));
-                                    continue;
-                                }
-                            };
-                            let local = match &top {
-                                Some(top) => top.join(&local),
-                                None => local,
-                            };
-                            match entry.kind {
-                                EntryKind::Directory => plan.directories.push(local),
-                                EntryKind::File => match join_remote(source, &entry.name) {
-                                    Ok(remote) => plan.files.push(DownloadJob {
-                                        remote,
-                                        local,
-                                        size: entry.size,
-                                    }),
-                                    Err(error) => {
-                                        failure.get_or_insert(error);
-                                    }
-                                },
-                                _ => plan.skipped.push((entry.name, "not a regular file".into())),
-                            }
-                        }
-                    })
-                    .await?;
-                if let Some(error) = failure {
-                    return Err(error);
-                }
-            }
-            _ => plan
-                .skipped
-                .push((source.to_string(), "not a regular file".into())),
+        match plan_remote_source(client, source, placement, destination, recursive, &mut plan).await
+        {
+            Ok(()) => {}
+            Err(error) if sources.len() > 1 => plan.failed.push((source.to_string(), error)),
+            Err(error) => return Err(error),
         }
     }
     Ok(plan)
+}
+
+/// Adds the remote `source` to `plan`, placed as `placement` says.
+async fn plan_remote_source(
+    client: &Client,
+    source: &RemotePath,
+    placement: Placement,
+    destination: &Path,
+    recursive: bool,
+    plan: &mut DownloadPlan,
+) -> Result<(), ClientError> {
+    let entry = client.stat(&source.to_string()).await?;
+    let name = source.file_name().unwrap_or("home");
+    let name = LocalName::parse(name)
+        .map_err(|reason| ClientError::Usage(format!("{source}: {reason}")))?;
+    let top = match placement {
+        Placement::Inside { .. } => Some(name),
+        Placement::As => None,
+    };
+    match entry.kind {
+        EntryKind::File => {
+            let local = match top {
+                Some(name) => name,
+                None => {
+                    let unusable = || {
+                        ClientError::Usage(format!(
+                            "{}: not a usable file name",
+                            destination.display()
+                        ))
+                    };
+                    let file_name = destination
+                        .file_name()
+                        .and_then(|name| name.to_str())
+                        .ok_or_else(unusable)?;
+                    let local = LocalName::parse(file_name).map_err(|_| unusable())?;
+                    // The file lands in the destination's parent, created
+                    // with its own parents when missing.
+                    plan.destination = destination
+                        .parent()
+                        .filter(|parent| !parent.as_os_str().is_empty())
+                        .unwrap_or(Path::new("."))
+                        .to_owned();
+                    plan.create_destination = true;
+                    local
+                }
+            };
+            plan.files.push(DownloadJob {
+                remote: source.to_string(),
+                local,
+                size: entry.size,
+            });
+        }
+        EntryKind::Directory => {
+            if !recursive {
+                return Err(ClientError::Usage(format!(
+                    "{source}: is a directory (use -r)"
+                )));
+            }
+            // Into the destination under the source's name, or as the
+            // destination itself (created with its parents).
+            match &top {
+                Some(name) => plan.directories.push(name.clone()),
+                None => plan.create_destination = true,
+            }
+            walk_remote(client, source, top.as_ref(), plan).await?;
+        }
+        _ => plan
+            .skipped
+            .push((source.to_string(), "not a regular file".into())),
+    }
+    Ok(())
+}
+
+/// Adds everything below the remote directory `source` to `plan`, beneath
+/// `top` (or the destination itself).
+async fn walk_remote(
+    client: &Client,
+    source: &RemotePath,
+    top: Option<&LocalName>,
+    plan: &mut DownloadPlan,
+) -> Result<(), ClientError> {
+    let mut failure = None;
+    client
+        .walk(&source.to_string(), false, |entries| {
+            for entry in entries {
+                let local = match LocalName::parse(&entry.name) {
+                    Ok(local) => local,
+                    Err(reason) => {
+                        plan.refused.push((entry.name, reason));
+                        continue;
+                    }
+                };
+                let local = match top {
+                    Some(top) => top.join(&local),
+                    None => local,
+                };
+                match entry.kind {
+                    EntryKind::Directory => plan.directories.push(local),
+                    EntryKind::File => match join_remote(source, &entry.name) {
+                        Ok(remote) => plan.files.push(DownloadJob {
+                            remote,
+                            local,
+                            size: entry.size,
+                        }),
+                        Err(error) => {
+                            failure.get_or_insert(error);
+                        }
+                    },
+                    _ => plan.skipped.push((entry.name, "not a regular file".into())),
+                }
+            }
+        })
+        .await?;
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
 }

@@ -146,26 +146,26 @@ pub async fn upload(
         let size = file.size;
         (file, size)
     });
-    Ok(
-        run_parallel(files.collect(), concurrency, move |job, file: UploadJob| {
-            let client = client.clone();
-            let observer = Arc::clone(&observer);
-            let options = options.clone();
-            async move {
-                let result = transfer::upload(
-                    &client,
-                    &file.local,
-                    &file.remote,
-                    &options,
-                    observer.as_ref(),
-                    job,
-                )
-                .await;
-                (file.local.display().to_string(), result)
-            }
-        })
-        .await,
-    )
+    let mut report = run_parallel(files.collect(), concurrency, move |job, file: UploadJob| {
+        let client = client.clone();
+        let observer = Arc::clone(&observer);
+        let options = options.clone();
+        async move {
+            let result = transfer::upload(
+                &client,
+                &file.local,
+                &file.remote,
+                &options,
+                observer.as_ref(),
+                job,
+            )
+            .await;
+            (file.local.display().to_string(), result)
+        }
+    })
+    .await;
+    report.failed.splice(0..0, plan.failed);
+    Ok(report)
 }
 
 /// Opens the plan's destination, creates its directories there, then
@@ -192,6 +192,7 @@ pub async fn download(
     )
     .await?;
     report.refused.splice(0..0, plan.refused);
+    report.failed.splice(0..0, plan.failed);
     Ok(report)
 }
 
