@@ -12,11 +12,14 @@
 //! impairer, and its `mem-ceiling` scenario the hidden task of that name.
 //! See `docs/performance.md` for the method and the latest results.
 //!
+//! The task `dist-check` checks the packaging in `dist/`.
+//!
 //! The task `stress` runs the reliability suites at full scale (see
 //! `docs/reliability.md`).
 
 mod bench;
 mod data;
+mod dist_check;
 mod imports;
 mod link;
 mod measure;
@@ -68,6 +71,10 @@ enum Task {
     /// Check that the files of each crate import each other in one
     /// direction only (no import circles).
     Imports(imports::ImportsArgs),
+    /// Check the packaging in dist/: systemd-analyze verify of the unit and
+    /// a container build, each where the tool is installed.
+    #[command(name = "dist-check", after_help = "Example:\n  cargo xtask dist-check")]
+    DistCheck(dist_check::DistCheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +88,7 @@ fn main() -> ExitCode {
         Task::MemCeiling(arguments) => memceiling::run(&arguments),
         Task::Stress(arguments) => stress::run(&arguments),
         Task::Imports(arguments) => imports::run(&arguments),
+        Task::DistCheck(arguments) => dist_check::run(&arguments),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
