@@ -13,11 +13,14 @@
 //! See `docs/performance.md` for the method and the latest results.
 //!
 //! The task `test` installs what the tests need and runs them all (see
-//! `suite.rs`). The task `stress` runs the reliability suites at full scale (see
+//! `suite.rs`). The task `dist-check` checks the packaging in `dist/`.
+//!
+//! The task `stress` runs the reliability suites at full scale (see
 //! `docs/reliability.md`).
 
 mod bench;
 mod data;
+mod dist_check;
 mod imports;
 mod link;
 mod measure;
@@ -77,6 +80,10 @@ enum Task {
     /// Check that the files of each crate import each other in one
     /// direction only (no import circles).
     Imports(imports::ImportsArgs),
+    /// Check the packaging in dist/: systemd-analyze verify of the unit and
+    /// a container build, each where the tool is installed.
+    #[command(name = "dist-check", after_help = "Example:\n  cargo xtask dist-check")]
+    DistCheck(dist_check::DistCheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -91,6 +98,7 @@ fn main() -> ExitCode {
         Task::Stress(arguments) => stress::run(&arguments),
         Task::Test(arguments) => suite::run(&arguments),
         Task::Imports(arguments) => imports::run(&arguments),
+        Task::DistCheck(arguments) => dist_check::run(&arguments),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
