@@ -11,7 +11,8 @@
 //! * [`config`]: the server root's layout and `config.toml`.
 //! * [`certs`]: the self-signed development certificate.
 //! * [`userdb`]: the SQLite user store (password hashes, quotas, sessions).
-//! * [`auth`]: password hashing, session tokens and login throttling.
+//! * [`embedded`]: the store traits of `qftp-store` on the user database and in memory.
+//! * [`auth`]: password hashing, session tokens and the login gate.
 //! * [`footprint`]: what an entry costs: quota bytes and one entry.
 //! * [`jail`]: every file-system operation, confined to one home.
 //! * [`links`]: the rule that keeps every symlink in a home resolving inside it.
@@ -32,6 +33,7 @@ pub mod auth;
 pub mod certs;
 pub mod config;
 pub mod connection;
+pub mod embedded;
 pub mod error;
 pub mod footprint;
 pub mod jail;
