@@ -346,7 +346,7 @@ async fn login(
 ) -> RequestResult<(Session, Response)> {
     let record = match state
         .login_guard
-        .login(&state.db, remote.ip(), user, password)
+        .login(&*state.users, remote.ip(), user, password)
         .await
     {
         Ok(record) => record,
@@ -360,23 +360,22 @@ async fn login(
         Err(error) => return Err(refused_login(state, remote, error)),
     };
     let (token, hash) = new_session_token();
-    let expires = Timestamp::from(std::time::SystemTime::now() + state.config.session_ttl());
+    let expires_at = std::time::SystemTime::now() + state.config.session_ttl();
+    let expires = Timestamp::from(expires_at);
+    state
+        .sessions
+        .create_session(&record.name, &hash, expires_at)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "storing a session");
+            RequestError::new(
+                ErrorKind::Internal,
+                "server error: cannot store the session",
+            )
+        })?;
     let session = {
         let (state, record) = (Arc::clone(state), record.clone());
-        off_runtime(move || {
-            state
-                .db
-                .create_session(&record.name, &hash, expires.secs)
-                .map_err(|error| {
-                    tracing::error!(%error, "storing a session");
-                    RequestError::new(
-                        ErrorKind::Internal,
-                        "server error: cannot store the session",
-                    )
-                })?;
-            Session::open(&state, &record, hash)
-        })
-        .await?
+        off_runtime(move || Session::open(&state, &record, hash)).await?
     };
     audit::login(&record.name, remote, LoginMethod::Password);
     Ok((
@@ -400,15 +399,16 @@ async fn resume(
     let guard = &state.login_guard;
     guard
         .admit_token(remote.ip())
+        .await
         .map_err(|error| refused_login(state, remote, error))?;
-    let outcome = {
-        let state = Arc::clone(state);
-        off_runtime(move || resume_session(&state, remote, &token)).await
-    };
+    let outcome = resume_session(state, remote, &token).await;
     match &outcome {
-        Ok((session, _)) => guard.token_accepted(remote.ip(), &session.user),
+        Ok((session, _)) => guard.token_accepted(remote.ip(), &session.user).await,
         Err(error) if error.kind == ErrorKind::SessionExpired => {
-            let delay = guard.token_refused(remote.ip());
+            let delay = guard
+                .token_refused(remote.ip())
+                .await
+                .map_err(|error| refused_login(state, remote, error))?;
             tokio::time::sleep(delay).await;
         }
         Err(_) => {}
@@ -416,13 +416,12 @@ async fn resume(
     outcome
 }
 
-fn resume_session(
+async fn resume_session(
     state: &Arc<ServerState>,
     remote: SocketAddr,
     token: &str,
 ) -> RequestResult<(Session, Response)> {
     let hash = token_hash(token);
-    let now = Timestamp::now().secs;
     let expired = || {
         // Not a warning: failed tokens are throttled, and a blocked address
         // is logged once a minute by its refusal.
@@ -432,7 +431,7 @@ fn resume_session(
             "session expired or revoked; log in again with `qftp login`",
         )
     };
-    let database_error = |error: crate::userdb::DbError| {
+    let store_error = |error: qftp_store::StoreError| {
         tracing::error!(%error, "reading a session");
         RequestError::new(
             ErrorKind::Internal,
@@ -440,18 +439,24 @@ fn resume_session(
         )
     };
     let user = state
-        .db
-        .session_user(&hash, now)
-        .map_err(database_error)?
+        .sessions
+        .check_session(&hash, std::time::SystemTime::now())
+        .await
+        .map_err(store_error)?
         .ok_or_else(expired)?;
     let record = state
-        .db
+        .users
         .user(&user)
-        .map_err(database_error)?
+        .await
+        .map_err(store_error)?
         .ok_or_else(expired)?;
-    let session = Session::open(state, &record, hash)?;
-    audit::login(&record.name, remote, LoginMethod::Token);
-    Ok((session, Response::Authenticated { user: record.name }))
+    let session = {
+        let state = Arc::clone(state);
+        off_runtime(move || Session::open(&state, &record, hash)).await?
+    };
+    audit::login(&session.user, remote, LoginMethod::Token);
+    let user = session.user.clone();
+    Ok((session, Response::Authenticated { user }))
 }
 
 async fn serve_requests(

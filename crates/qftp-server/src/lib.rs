@@ -13,7 +13,8 @@
 //! * [`config`]: the server root's layout and `config.toml`.
 //! * [`certs`]: the self-signed development certificate.
 //! * [`userdb`]: the SQLite user store (password hashes, quotas, sessions).
-//! * [`auth`]: password hashing, session tokens and login throttling.
+//! * [`embedded`]: the store traits of `qftp-store` on the user database and in memory.
+//! * [`auth`]: password hashing, session tokens and the login gate.
 //! * [`footprint`]: what an entry costs: quota bytes and one entry.
 //! * [`jail`]: every file-system operation, confined to one home.
 //! * [`live`]: the live connections, their transfers in flight, and the drain on shutdown.
@@ -38,6 +39,7 @@ pub mod auth;
 pub mod certs;
 pub mod config;
 pub mod connection;
+pub mod embedded;
 pub mod error;
 pub mod footprint;
 pub mod jail;

@@ -148,10 +148,11 @@ pub(crate) async fn dispatch(context: &Context, id: u64, request: Request) {
 }
 
 async fn logout(context: &Context) -> HandlerResult {
-    let db = Arc::clone(&context.state.db);
-    let token_hash = context.session.token_hash;
-    let revoked = off_runtime(move || Ok(db.revoke_session(&token_hash)))
-        .await?
+    let revoked = context
+        .state
+        .sessions
+        .revoke_session(&context.session.token_hash)
+        .await
         .map_err(|error| {
             tracing::error!(%error, "revoking a session");
             RequestError::new(
@@ -159,11 +160,8 @@ async fn logout(context: &Context) -> HandlerResult {
                 "server error: cannot revoke the session",
             )
         })?;
-    // Open connections of this session notice at their next request.
-    context
-        .state
-        .revocations
-        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    // Open connections of this session notice at their next request, told
+    // by the session store's revocation feed.
     audit::logout(
         &context.session.user,
         context.connection.remote_address(),

@@ -24,8 +24,9 @@ use crate::config::{ServerConfig, ServerRoot};
 use crate::connection::close_code;
 use crate::live::ServerClose;
 use crate::lock::{LockError, RootLock};
+use crate::embedded::{EmbeddedAccounts, EmbeddedThrottle};
 use crate::quota::QuotaBook;
-use crate::state::ServerState;
+use crate::state::{ServerState, Stores};
 use crate::userdb::{DbError, UserDb};
 
 /// The server could not be set up or could not start listening.
@@ -144,7 +145,13 @@ impl Server {
             entry_cost: config.limits.entry_cost().map_err(ServerError::Setting)?,
         };
         let quotas = QuotaBook::new(Arc::clone(&db), ledger_limits);
-        let state = Arc::new(ServerState::new(root, config, db, quotas, limits));
+        let accounts = Arc::new(EmbeddedAccounts::new(db));
+        let stores = Stores {
+            users: Arc::clone(&accounts) as Arc<dyn qftp_store::UserStore>,
+            sessions: accounts,
+            throttle: Arc::new(EmbeddedThrottle::new(config.login.clone())),
+        };
+        let state = Arc::new(ServerState::new(root, config, stores, quotas, limits));
         Ok(Self {
             endpoint,
             state,

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qftp_proto::path::RemotePath;
-use qftp_proto::{ErrorKind, Response, ServerFrame, Timestamp};
+use qftp_proto::{ErrorKind, Response, ServerFrame};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::config::ResourceLimits;
@@ -274,14 +274,11 @@ impl Context {
     /// revoked (by a logout elsewhere, a password change or the user's
     /// deletion): a connection does not outlive the session it was opened with.
     ///
-    /// A session found valid within [`SESSION_RECHECK`], with no revocation on
-    /// this server since, is trusted without a database read; the read itself
-    /// runs on the blocking pool.
+    /// A session found valid within [`SESSION_RECHECK`], with no revocation
+    /// announced by the session store since, is trusted without asking the
+    /// store again (whose embedded read runs on the blocking pool).
     pub(crate) async fn check_session(&self) -> RequestResult<()> {
-        let revocations = self
-            .state
-            .revocations
-            .load(std::sync::atomic::Ordering::Acquire);
+        let revocations = *self.state.revocations.borrow();
         let checked = *self.session.checked.lock().expect("session check lock");
         if let Some((at, seen)) = checked
             && seen == revocations
@@ -289,10 +286,11 @@ impl Context {
         {
             return Ok(());
         }
-        let now = Timestamp::now().secs;
-        let db = Arc::clone(&self.state.db);
-        let token_hash = self.session.token_hash;
-        let found = off_runtime(move || Ok(db.session_user(&token_hash, now))).await?;
+        let found = self
+            .state
+            .sessions
+            .check_session(&self.session.token_hash, std::time::SystemTime::now())
+            .await;
         match found {
             Ok(Some(user)) if user == self.session.user => {
                 *self.session.checked.lock().expect("session check lock") =

@@ -1,5 +1,6 @@
-//! What every connection of one server shares: the configuration, the user
-//! store, the quota ledgers, login throttling, and the counts behind the
+//! What every connection of one server shares: the configuration, the
+//! stores ([`Stores`]: users, sessions, the login throttle, each behind its
+//! `qftp-store` trait), the quota ledgers, the login gate, and the counts behind the
 //! connection limits (per user, and per address before login).
 //!
 //! This module serves no connection and binds no socket: that is
@@ -10,6 +11,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use qftp_store::{LoginThrottle, RevocationFeed, SessionStore, UserStore};
 use qftp_transport::durable::FlushGroups;
 use qftp_transport::tuning::TransportLimits;
 use tokio::sync::Semaphore;
@@ -21,7 +23,6 @@ use crate::limits::Refusal;
 use crate::live::LiveConnections;
 use crate::open_uploads::OpenUploads;
 use crate::quota::QuotaBook;
-use crate::userdb::UserDb;
 
 /// What all connections share.
 #[derive(Debug)]
@@ -30,9 +31,13 @@ pub struct ServerState {
     pub root: ServerRoot,
     /// The loaded configuration.
     pub config: ServerConfig,
-    /// The user store.
-    pub db: Arc<UserDb>,
-    /// Login throttling and password checks.
+    /// The accounts.
+    pub users: Arc<dyn UserStore>,
+    /// The sessions.
+    pub sessions: Arc<dyn SessionStore>,
+    /// The failed-login counts (also held by `login_guard`).
+    pub throttle: Arc<dyn LoginThrottle>,
+    /// The gate in front of every login: throttle, then password check.
     pub login_guard: LoginGuard,
     /// Per-user upload reservations.
     pub quotas: QuotaBook,
@@ -40,9 +45,9 @@ pub struct ServerState {
     pub open_uploads: OpenUploads,
     /// Flushes to disk shared among uploads finishing at the same time.
     pub flushes: FlushGroups,
-    /// Sessions revoked by this server so far (logouts); a change tells
-    /// open connections to check their session again at once.
-    pub revocations: std::sync::atomic::AtomicU64,
+    /// The session store's revocations: a change tells open connections to
+    /// check their session again at once.
+    pub revocations: RevocationFeed,
     /// The transport limits a connection gets once it has logged in.
     pub transport: TransportLimits,
     /// The connections that may be open at once (`max_connections`).
@@ -51,6 +56,17 @@ pub struct ServerState {
     pub live: Arc<LiveConnections>,
     per_user: Mutex<HashMap<String, usize>>,
     unauthenticated: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// The stores a server runs on, each behind its trait.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// The accounts.
+    pub users: Arc<dyn UserStore>,
+    /// The sessions.
+    pub sessions: Arc<dyn SessionStore>,
+    /// The failed-login counts.
+    pub throttle: Arc<dyn LoginThrottle>,
 }
 
 /// Counts one connection of an address that has not logged in yet, until
@@ -101,22 +117,24 @@ impl ServerState {
     pub fn new(
         root: ServerRoot,
         config: ServerConfig,
-        db: Arc<UserDb>,
+        stores: Stores,
         quotas: QuotaBook,
         transport: TransportLimits,
     ) -> Self {
         Self {
-            login_guard: LoginGuard::new(config.login.clone()),
+            login_guard: LoginGuard::new(&config.login, Arc::clone(&stores.throttle)),
+            revocations: stores.sessions.revocations(),
+            users: stores.users,
+            sessions: stores.sessions,
+            throttle: stores.throttle,
             connections: Arc::new(Semaphore::new(config.max_connections)),
             live: Arc::new(LiveConnections::default()),
             per_user: Mutex::new(HashMap::new()),
             quotas,
             open_uploads: OpenUploads::new(config.limits.max_open_uploads_per_user),
             flushes: FlushGroups::default(),
-            revocations: std::sync::atomic::AtomicU64::new(0),
             transport,
             unauthenticated: Mutex::new(HashMap::new()),
-            db,
             root,
             config,
         }

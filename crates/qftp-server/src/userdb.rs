@@ -107,26 +107,13 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
 }
 
-/// One user as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserRecord {
-    /// The login name.
-    pub name: String,
-    /// The argon2id hash of the password, as a PHC string.
-    pub password_hash: String,
-    /// The quota in bytes; `None` is unlimited.
-    pub quota: Option<u64>,
-    /// Bytes stored in the home, as last accounted.
-    pub used: u64,
-    /// A home of its own; `None` means `homes_dir/NAME`. Relative paths are
-    /// taken from the server root.
-    pub home: Option<PathBuf>,
-    /// Which account of this name this is, derived from its row, creation
-    /// time and password hash: a user deleted and added again under the
-    /// same name is a new account, whose home the server measures afresh
-    /// (and so, harmlessly, is one whose password changed).
-    pub account: u64,
-}
+/// One user as stored: the store contract's record, so that what the
+/// database reads is what [`crate::embedded`] hands on unchanged. Its
+/// `account` is derived from the row, creation time and password hash: a
+/// user deleted and added again under the same name is a new account,
+/// whose home the server measures afresh (and so, harmlessly, is one whose
+/// password changed).
+pub use qftp_store::UserRecord;
 
 /// The user database, shared by every connection (and by concurrent
 /// processes through SQLite's locking).

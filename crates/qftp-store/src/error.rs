@@ -26,6 +26,10 @@ pub enum StoreError {
         /// Which rule it breaks.
         reason: String,
     },
+    /// A value the store cannot hold (a number beyond its range, a home
+    /// it cannot name); nothing was changed.
+    #[error("cannot store {0}")]
+    Unstorable(String),
     /// A stored value is not what the store expects (corrupt or from a
     /// newer version).
     #[error("corrupt store: {0}")]

@@ -19,28 +19,34 @@ pub async fn sweep_periodically(state: Arc<ServerState>) {
     let max_age = state.config.partial_max_age();
     let period = (max_age / 4).clamp(Duration::from_secs(60), Duration::from_secs(3600));
     loop {
-        let swept_state = Arc::clone(&state);
-        let _ = tokio::task::spawn_blocking(move || sweep_all(&swept_state, max_age)).await;
+        sweep_all(&state, max_age).await;
         tokio::time::sleep(period).await;
     }
 }
 
-fn sweep_all(state: &ServerState, max_age: Duration) {
+async fn sweep_all(state: &Arc<ServerState>, max_age: Duration) {
     match state
-        .db
-        .purge_expired_sessions(qftp_proto::Timestamp::now().secs)
+        .sessions
+        .purge_expired(std::time::SystemTime::now())
+        .await
     {
         Ok(0) => {}
         Ok(purged) => tracing::info!(purged, "removed expired sessions"),
         Err(error) => tracing::warn!(%error, "cannot purge expired sessions"),
     }
-    let users = match state.db.users() {
+    let users = match state.users.list_users().await {
         Ok(users) => users,
         Err(error) => {
             tracing::warn!(%error, "partial sweep: cannot list users");
             return;
         }
     };
+    let swept_state = Arc::clone(state);
+    let _ = tokio::task::spawn_blocking(move || sweep_users(&swept_state, users, max_age)).await;
+}
+
+/// Sweeps the partial uploads of `users`, on a blocking thread.
+fn sweep_users(state: &ServerState, users: Vec<crate::userdb::UserRecord>, max_age: Duration) {
     let cutoff = crate::partials::cutoff(max_age);
     for user in users {
         match sweep_user(state, &user, cutoff) {
