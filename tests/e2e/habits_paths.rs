@@ -125,3 +125,18 @@ fn user_add_refuses_a_short_password_unless_allowed() {
     assert!(!client.try_login(&server, "bob", "short").status.success());
     client.login(&server, "carol", "short");
 }
+
+#[test]
+fn rm_goes_past_missing_paths_and_force_says_nothing() {
+    let (server, client, _local) = logged_in();
+    client.ok(&["mkdir", "a", "b"]);
+    let output = client.run(&["rm", "a", "missing", "b"]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("missing"), "{stderr}");
+    assert!(!server.home("alice").join("a").exists());
+    assert!(!server.home("alice").join("b").exists());
+    let output = client.run(&["rm", "-f", "missing"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stderr), "");
+}
