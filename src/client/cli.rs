@@ -155,12 +155,17 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<String>,
     },
-    /// Remove remote files or directories.
-    #[command(after_help = "Example:\n  qftp rm old.log\n  qftp rm -r old-backups")]
+    /// Remove remote files or directories; every path is tried, and the exit code is 3 when some were not removed.
+    #[command(
+        after_help = "Example:\n  qftp rm old.log\n  qftp rm -f maybe.tmp\n  qftp rm -r old-backups"
+    )]
     Rm {
         /// Remove directories and their contents.
         #[arg(short, long)]
         recursive: bool,
+        /// Say nothing about paths that do not exist.
+        #[arg(short, long)]
+        force: bool,
         /// What to remove.
         #[arg(required = true)]
         paths: Vec<String>,

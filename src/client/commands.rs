@@ -51,13 +51,28 @@ pub async fn execute(session: &mut Session, command: Command) -> anyhow::Result<
                     .await?;
             }
         }
-        Command::Rm { recursive, paths } => {
+        Command::Rm {
+            recursive,
+            force,
+            paths,
+        } => {
+            // As rm does: every path is tried; a missing one is reported
+            // (unless -f) and the exit code says some were not removed.
+            let mut failures = 0;
             for path in paths {
-                session
-                    .client
-                    .remove(&session.resolve_string(&path)?, recursive)
-                    .await?;
+                let target = session.resolve_string(&path)?;
+                match session.client.remove(&target, recursive).await {
+                    Ok(()) => {}
+                    Err(error)
+                        if force
+                            && error.server_kind() == Some(qftp_proto::ErrorKind::NotFound) => {}
+                    Err(error) => {
+                        eprintln!("qftp: rm: {path}: {}", tidy(&error.to_string()));
+                        failures += 1;
+                    }
+                }
             }
+            return Ok(exit::for_failures(failures));
         }
         Command::Mv { from, to } => {
             session

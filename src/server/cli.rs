@@ -131,6 +131,8 @@ pub(crate) struct AddArgs {
     /// Read the password from the first line of standard input instead of prompting
     #[arg(long)]
     pub(crate) password_stdin: bool,
+    #[command(flatten)]
+    pub(crate) strength: PasswordStrength,
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +142,8 @@ pub(crate) struct PasswdArgs {
     /// Read the password from the first line of standard input instead of prompting
     #[arg(long)]
     pub(crate) password_stdin: bool,
+    #[command(flatten)]
+    pub(crate) strength: PasswordStrength,
 }
 
 #[derive(Debug, Args)]
@@ -226,4 +230,20 @@ mod tests {
         }
         check(&Cli::command());
     }
+}
+
+/// How strong a new password must be, for `user add` and `user passwd`.
+#[derive(Debug, Args, Clone, Copy)]
+pub(crate) struct PasswordStrength {
+    /// The fewest characters a new password may have
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 8,
+        env = "QFTP_MIN_PASSWORD_LENGTH"
+    )]
+    pub(crate) min_password_length: usize,
+    /// Accept a password shorter than --min-password-length (for tests and demos)
+    #[arg(long)]
+    pub(crate) allow_weak: bool,
 }

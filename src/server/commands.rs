@@ -56,12 +56,19 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
 fn run_user_command(root: &ServerRoot, command: UserCommand, out: &mut impl Write) -> Result<()> {
     match command {
         UserCommand::Add(args) => {
-            let from_stdin = args.password_stdin;
-            user_add(root, &args, || password::read_new(from_stdin), out)
+            let (from_stdin, strength) = (args.password_stdin, args.strength);
+            user_add(
+                root,
+                &args,
+                || password::read_new(from_stdin, strength),
+                out,
+            )
         }
         UserCommand::Passwd(args) => {
-            let from_stdin = args.password_stdin;
-            admin::set_password(root, &args.name, || password::read_new(from_stdin))?;
+            let (from_stdin, strength) = (args.password_stdin, args.strength);
+            admin::set_password(root, &args.name, || {
+                password::read_new(from_stdin, strength)
+            })?;
             writeln!(
                 out,
                 "changed the password of {}; their sessions have ended",
@@ -321,6 +328,7 @@ mod tests {
     use qftp_server::userdb::UserDb;
 
     use super::*;
+    use crate::server::cli::PasswordStrength;
 
     fn initialised() -> (tempfile::TempDir, ServerRoot) {
         let dir = tempfile::tempdir().unwrap();
@@ -339,6 +347,10 @@ mod tests {
             quota: quota.map(|quota| quota.parse().unwrap()),
             home: None,
             password_stdin: true,
+            strength: PasswordStrength {
+                min_password_length: 8,
+                allow_weak: false,
+            },
         };
         let mut out = Vec::new();
         user_add(root, &args, || Ok("pw-1".into()), &mut out).unwrap();
@@ -440,6 +452,10 @@ mod tests {
             quota: None,
             home: None,
             password_stdin: true,
+            strength: PasswordStrength {
+                min_password_length: 8,
+                allow_weak: false,
+            },
         };
         let error = user_add(
             &root,

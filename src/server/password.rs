@@ -6,18 +6,36 @@ use std::io::{self, BufRead};
 
 use anyhow::{Context as _, Result, bail};
 
+use super::cli::PasswordStrength;
+
 /// A new password, from standard input or prompted twice without echo;
-/// empty passwords are refused.
-pub(crate) fn read_new(from_stdin: bool) -> Result<String> {
+/// empty passwords are refused, and short ones unless `strength` allows
+/// them.
+pub(crate) fn read_new(from_stdin: bool, strength: PasswordStrength) -> Result<String> {
     let password = if from_stdin {
         read_line(&mut io::stdin().lock())?
     } else {
         prompt_twice()?
     };
+    check_strength(&password, strength)?;
+    Ok(password)
+}
+
+/// Refuses an empty password always, and one of fewer than
+/// `min_password_length` characters unless `allow_weak`.
+fn check_strength(password: &str, strength: PasswordStrength) -> Result<()> {
     if password.is_empty() {
         bail!("empty passwords are not allowed");
     }
-    Ok(password)
+    let length = password.chars().count();
+    if length < strength.min_password_length && !strength.allow_weak {
+        bail!(
+            "the password has {length} characters, fewer than the minimum of {} \
+             (--min-password-length; --allow-weak accepts it anyway)",
+            strength.min_password_length
+        );
+    }
+    Ok(())
 }
 
 /// The first line of `reader`, without its line ending.
@@ -45,6 +63,24 @@ fn prompt_twice() -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_passwords_need_allow_weak() {
+        let strength = PasswordStrength {
+            min_password_length: 8,
+            allow_weak: false,
+        };
+        assert!(check_strength("seven77", strength).is_err());
+        assert!(check_strength("eight888", strength).is_ok());
+        // Characters, not bytes.
+        assert!(check_strength("ééééééé", strength).is_err());
+        let weak = PasswordStrength {
+            allow_weak: true,
+            ..strength
+        };
+        assert!(check_strength("pw", weak).is_ok());
+        assert!(check_strength("", weak).is_err());
+    }
 
     #[test]
     fn password_line_loses_its_line_ending() {

@@ -2,7 +2,7 @@
 //! land, `-` for standard input and output, remote globs, `ls` and `rm`
 //! with the usual options.
 
-use crate::support::{TestClient, TestServer, text};
+use crate::support::{TestClient, TestServer, run_with_input, text};
 
 /// A server with `alice` logged in, and a local working directory.
 fn logged_in() -> (TestServer, TestClient, tempfile::TempDir) {
@@ -98,4 +98,45 @@ fn with_several_sources_the_missing_one_is_reported_and_the_others_copied() {
     let stderr = client.fails(&["put", arguments[1], arguments[2], "nowhere"]);
     assert!(stderr.contains("no such directory"), "{stderr}");
     assert!(!server.home("alice").join("nowhere").exists());
+}
+
+#[test]
+fn user_add_refuses_a_short_password_unless_allowed() {
+    let server = TestServer::start();
+    let add = |extra: &[&str], name: &str| {
+        let mut arguments = vec!["user", "add", name, "--password-stdin"];
+        arguments.extend_from_slice(extra);
+        run_with_input(&mut server.admin(&arguments), "short\n")
+    };
+    let output = add(&[], "bob");
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("minimum of 8"), "{stderr}");
+    assert!(stderr.contains("--allow-weak"), "{stderr}");
+    for (extra, name) in [
+        (&["--allow-weak"][..], "carol"),
+        (&["--min-password-length", "4"][..], "dave"),
+    ] {
+        let output = add(extra, name);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    }
+    // The refused account does not exist; the allowed one logs in.
+    let client = TestClient::new();
+    assert!(!client.try_login(&server, "bob", "short").status.success());
+    client.login(&server, "carol", "short");
+}
+
+#[test]
+fn rm_goes_past_missing_paths_and_force_says_nothing() {
+    let (server, client, _local) = logged_in();
+    client.ok(&["mkdir", "a", "b"]);
+    let output = client.run(&["rm", "a", "missing", "b"]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("missing"), "{stderr}");
+    assert!(!server.home("alice").join("a").exists());
+    assert!(!server.home("alice").join("b").exists());
+    let output = client.run(&["rm", "-f", "missing"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stderr), "");
 }
