@@ -28,6 +28,7 @@ mod report;
 mod rerun;
 mod server;
 mod stress;
+mod tcpflow;
 
 use std::process::ExitCode;
 
@@ -59,6 +60,10 @@ enum Task {
     /// transport settings (the `mem-ceiling` scenario of `bench`).
     #[command(hide = true, name = "mem-ceiling")]
     MemCeiling(memceiling::MemCeilingArgs),
+    /// A plain TCP flow: a sink that reports the bytes arriving, or a
+    /// sender (used by the bottleneck scenarios of `bench`).
+    #[command(hide = true)]
+    Tcpflow(tcpflow::TcpflowArgs),
     /// Run the reliability suites (fuzz, crash, load, network, attacks) at
     /// full scale and write their table to target/stress.
     #[command(
@@ -80,6 +85,7 @@ fn main() -> ExitCode {
         Task::Nfdelay(arguments) => nfdelay::run(&arguments),
         Task::MemCeiling(arguments) => memceiling::run(&arguments),
         Task::Stress(arguments) => stress::run(&arguments),
+        Task::Tcpflow(arguments) => tcpflow::run(&arguments),
         Task::Imports(arguments) => imports::run(&arguments),
     };
     match result {

@@ -33,13 +33,16 @@ mod impairment;
 mod namespaces;
 mod path;
 mod peers;
+mod plain_flow;
 mod rounds;
 mod runs;
 mod settings;
+mod shaper;
 mod sshd;
+mod throughput;
 mod tools;
 
-pub use impairment::Impairment;
+pub use impairment::{Bottleneck, Impairment};
 pub use peers::Peers;
 pub use rounds::run;
 pub use settings::Settings;
