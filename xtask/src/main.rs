@@ -33,6 +33,7 @@ mod rerun;
 mod server;
 mod stress;
 mod suite;
+mod tcpflow;
 
 use std::process::ExitCode;
 
@@ -64,6 +65,10 @@ enum Task {
     /// transport settings (the `mem-ceiling` scenario of `bench`).
     #[command(hide = true, name = "mem-ceiling")]
     MemCeiling(memceiling::MemCeilingArgs),
+    /// A plain TCP flow: a sink that reports the bytes arriving, or a
+    /// sender (used by the bottleneck scenarios of `bench`).
+    #[command(hide = true)]
+    Tcpflow(tcpflow::TcpflowArgs),
     /// Run the reliability suites (fuzz, crash, load, network, attacks) at
     /// full scale and write their table to target/stress.
     #[command(
@@ -97,6 +102,7 @@ fn main() -> ExitCode {
         Task::MemCeiling(arguments) => memceiling::run(&arguments),
         Task::Stress(arguments) => stress::run(&arguments),
         Task::Test(arguments) => suite::run(&arguments),
+        Task::Tcpflow(arguments) => tcpflow::run(&arguments),
         Task::Imports(arguments) => imports::run(&arguments),
         Task::DistCheck(arguments) => dist_check::run(&arguments),
     };

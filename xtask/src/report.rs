@@ -167,6 +167,19 @@ pub struct PathReport {
     pub ping_summary: String,
     /// The impairers' counters as they printed them on exit, one per namespace.
     pub impairer_counters: Vec<String>,
+    /// The rate of the path as one plain TCP flow measured it, for a
+    /// rate-limited path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_rate: Option<LinkRate>,
+}
+
+/// The rate of a rate-limited path, measured with a plain flow.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkRate {
+    /// Bytes per second, when the flow measured one.
+    pub bytes_per_second: Option<f64>,
+    /// How it was measured, or why it was not.
+    pub how: String,
 }
 
 /// Medians and ratios of one scenario.
@@ -436,6 +449,7 @@ impl Report {
         if !paths.is_empty() {
             let _ = writeln!(out, "\n## Network paths\n\n{}", paths.join("\n"));
         }
+        out.push_str(&self.bottleneck_table(&peer_tools));
         let notes: Vec<String> = self
             .scenarios
             .iter()
@@ -534,6 +548,73 @@ impl Report {
             .collect();
         if !failures.is_empty() {
             let _ = writeln!(out, "\n## Failures\n\n{}", failures.join("\n"));
+        }
+        out
+    }
+}
+
+impl Report {
+    /// The bottleneck scenarios' table: each tool's median rate (payload
+    /// MB/s) and its share of the rate a plain TCP flow measured on the
+    /// same link; empty without such scenarios.
+    fn bottleneck_table(&self, peer_tools: &[String]) -> String {
+        let rated: Vec<(&ScenarioReport, &LinkRate)> = self
+            .scenarios
+            .iter()
+            .filter_map(|scenario| Some((scenario, scenario.path.as_ref()?.link_rate.as_ref()?)))
+            .collect();
+        if rated.is_empty() {
+            return String::new();
+        }
+        let mut out = String::from(
+            "\n## Share of the bottleneck\n\n| scenario | link rate MB/s | qftp MB/s | qftp share |",
+        );
+        let mut rule = String::from("|---|---:|---:|---:|");
+        for tool in peer_tools {
+            let _ = write!(out, " {tool} MB/s | {tool} share |");
+            rule.push_str("---:|---:|");
+        }
+        let _ = writeln!(out, "\n{rule}");
+        for (scenario, rate) in rated {
+            let link = rate.bytes_per_second.map(|rate| rate / 1e6);
+            let columns = |series: &Series| {
+                let speed = series
+                    .median()
+                    .filter(|seconds| *seconds > 0.0)
+                    .map(|seconds| scenario.bytes as f64 / seconds / 1e6);
+                let share = ratio(speed, link)
+                    .map_or("–".into(), |share| format!("{:.0} %", share * 100.0));
+                let speed =
+                    speed.map_or_else(|| cell(&series.cell()), |speed| format!("{speed:.2}"));
+                format!(" {speed} | {share} |")
+            };
+            let _ = write!(
+                out,
+                "| {} | {} |{}",
+                scenario.name,
+                link.map_or_else(|| cell(&rate.how), |link| format!("{link:.2}")),
+                columns(&scenario.qftp)
+            );
+            for tool in peer_tools {
+                match scenario.peers.iter().find(|peer| &peer.tool == tool) {
+                    Some(peer) => out.push_str(&columns(peer)),
+                    None => out.push_str(" – | – |"),
+                }
+            }
+            out.push('\n');
+        }
+        let _ = writeln!(
+            out,
+            "\nMB/s: payload bytes over the median time of the rounds (a run that timed out \
+             counts as failed). Share: that rate over the link rate, the steady rate of one \
+             plain TCP Cubic flow through the same bottleneck and round trip without random loss."
+        );
+        for (scenario, rate) in self
+            .scenarios
+            .iter()
+            .filter_map(|scenario| Some((scenario, scenario.path.as_ref()?.link_rate.as_ref()?)))
+        {
+            let _ = writeln!(out, "- **{}** link rate: {}", scenario.name, rate.how);
         }
         out
     }

@@ -66,7 +66,7 @@ fn link_peers(
         Err(error) => return (Err(format!("not measured: {error:#}")), BTreeMap::new()),
     };
     let result = peers
-        .install(arguments.peers_install, &["ssh", "scp", "sshd"])
+        .install(arguments.peers_install, &["ssh", "scp", "sshd", "rsync"])
         .and_then(|()| {
             link::Peers::from_script(script, &paths.logs).or_else(|error| {
                 eprintln!("peers: not ready for the link ({error:#}); running the setup phase");

@@ -72,6 +72,86 @@ pub enum Scenario {
     #[value(name = "link-loss")]
     #[serde(rename = "link-loss")]
     LinkLoss,
+    /// `qftp put` of 256 MiB through a 100 Mbit/s tbf bottleneck, 50 ms
+    /// round trip, 0 % random loss each way, beside scp, qcp and rsync.
+    #[value(name = "tbf100-rtt50-loss0")]
+    #[serde(rename = "tbf100-rtt50-loss0")]
+    Tbf100Rtt50Loss0,
+    /// `qftp put` of 256 MiB through a 100 Mbit/s tbf bottleneck, 50 ms
+    /// round trip, 1 % random loss each way, beside scp, qcp and rsync.
+    #[value(name = "tbf100-rtt50-loss1")]
+    #[serde(rename = "tbf100-rtt50-loss1")]
+    Tbf100Rtt50Loss1,
+    /// `qftp put` of 256 MiB through a 100 Mbit/s tbf bottleneck, 50 ms
+    /// round trip, 2 % random loss each way, beside scp, qcp and rsync.
+    #[value(name = "tbf100-rtt50-loss2")]
+    #[serde(rename = "tbf100-rtt50-loss2")]
+    Tbf100Rtt50Loss2,
+    /// `qftp put` of 256 MiB through a 100 Mbit/s tbf bottleneck, 50 ms
+    /// round trip, 5 % random loss each way, beside scp, qcp and rsync.
+    #[value(name = "tbf100-rtt50-loss5")]
+    #[serde(rename = "tbf100-rtt50-loss5")]
+    Tbf100Rtt50Loss5,
+    /// `qftp put` of 256 MiB through a 100 Mbit/s tbf bottleneck, 200 ms
+    /// round trip, 0 % random loss each way, beside scp, qcp and rsync.
+    #[value(name = "tbf100-rtt200-loss0")]
+    #[serde(rename = "tbf100-rtt200-loss0")]
+    Tbf100Rtt200Loss0,
+    /// `qftp put` of 256 MiB through a 100 Mbit/s tbf bottleneck, 200 ms
+    /// round trip, 1 % random loss each way, beside scp, qcp and rsync.
+    #[value(name = "tbf100-rtt200-loss1")]
+    #[serde(rename = "tbf100-rtt200-loss1")]
+    Tbf100Rtt200Loss1,
+    /// `qftp put` of 256 MiB through a 100 Mbit/s tbf bottleneck, 200 ms
+    /// round trip, 2 % random loss each way, beside scp, qcp and rsync.
+    #[value(name = "tbf100-rtt200-loss2")]
+    #[serde(rename = "tbf100-rtt200-loss2")]
+    Tbf100Rtt200Loss2,
+    /// `qftp put` of 256 MiB through a 100 Mbit/s tbf bottleneck, 200 ms
+    /// round trip, 5 % random loss each way, beside scp, qcp and rsync.
+    #[value(name = "tbf100-rtt200-loss5")]
+    #[serde(rename = "tbf100-rtt200-loss5")]
+    Tbf100Rtt200Loss5,
+    /// `qftp put` of 256 MiB through a 400 Mbit/s tbf bottleneck, 50 ms
+    /// round trip, 0 % random loss each way, beside scp, qcp and rsync.
+    #[value(name = "tbf400-rtt50-loss0")]
+    #[serde(rename = "tbf400-rtt50-loss0")]
+    Tbf400Rtt50Loss0,
+    /// `qftp put` of 256 MiB through a 400 Mbit/s tbf bottleneck, 50 ms
+    /// round trip, 1 % random loss each way, beside scp, qcp and rsync.
+    #[value(name = "tbf400-rtt50-loss1")]
+    #[serde(rename = "tbf400-rtt50-loss1")]
+    Tbf400Rtt50Loss1,
+    /// `qftp put` of 256 MiB through a 400 Mbit/s tbf bottleneck, 50 ms
+    /// round trip, 2 % random loss each way, beside scp, qcp and rsync.
+    #[value(name = "tbf400-rtt50-loss2")]
+    #[serde(rename = "tbf400-rtt50-loss2")]
+    Tbf400Rtt50Loss2,
+    /// `qftp put` of 256 MiB through a 400 Mbit/s tbf bottleneck, 50 ms
+    /// round trip, 5 % random loss each way, beside scp, qcp and rsync.
+    #[value(name = "tbf400-rtt50-loss5")]
+    #[serde(rename = "tbf400-rtt50-loss5")]
+    Tbf400Rtt50Loss5,
+    /// `qftp put` of 256 MiB through a 400 Mbit/s tbf bottleneck, 200 ms
+    /// round trip, 0 % random loss each way, beside scp, qcp and rsync.
+    #[value(name = "tbf400-rtt200-loss0")]
+    #[serde(rename = "tbf400-rtt200-loss0")]
+    Tbf400Rtt200Loss0,
+    /// `qftp put` of 256 MiB through a 400 Mbit/s tbf bottleneck, 200 ms
+    /// round trip, 1 % random loss each way, beside scp, qcp and rsync.
+    #[value(name = "tbf400-rtt200-loss1")]
+    #[serde(rename = "tbf400-rtt200-loss1")]
+    Tbf400Rtt200Loss1,
+    /// `qftp put` of 256 MiB through a 400 Mbit/s tbf bottleneck, 200 ms
+    /// round trip, 2 % random loss each way, beside scp, qcp and rsync.
+    #[value(name = "tbf400-rtt200-loss2")]
+    #[serde(rename = "tbf400-rtt200-loss2")]
+    Tbf400Rtt200Loss2,
+    /// `qftp put` of 256 MiB through a 400 Mbit/s tbf bottleneck, 200 ms
+    /// round trip, 5 % random loss each way, beside scp, qcp and rsync.
+    #[value(name = "tbf400-rtt200-loss5")]
+    #[serde(rename = "tbf400-rtt200-loss5")]
+    Tbf400Rtt200Loss5,
     /// 1 GiB from memory to nothing over one QUIC stream on loopback with
     /// qftp's transport settings: the ceiling of `put-1g`.
     #[value(name = "mem-ceiling")]
@@ -113,6 +193,22 @@ impl Scenario {
             Self::LinkPlain => "link-plain",
             Self::LinkDelay => "link-delay",
             Self::LinkLoss => "link-loss",
+            Self::Tbf100Rtt50Loss0 => "tbf100-rtt50-loss0",
+            Self::Tbf100Rtt50Loss1 => "tbf100-rtt50-loss1",
+            Self::Tbf100Rtt50Loss2 => "tbf100-rtt50-loss2",
+            Self::Tbf100Rtt50Loss5 => "tbf100-rtt50-loss5",
+            Self::Tbf100Rtt200Loss0 => "tbf100-rtt200-loss0",
+            Self::Tbf100Rtt200Loss1 => "tbf100-rtt200-loss1",
+            Self::Tbf100Rtt200Loss2 => "tbf100-rtt200-loss2",
+            Self::Tbf100Rtt200Loss5 => "tbf100-rtt200-loss5",
+            Self::Tbf400Rtt50Loss0 => "tbf400-rtt50-loss0",
+            Self::Tbf400Rtt50Loss1 => "tbf400-rtt50-loss1",
+            Self::Tbf400Rtt50Loss2 => "tbf400-rtt50-loss2",
+            Self::Tbf400Rtt50Loss5 => "tbf400-rtt50-loss5",
+            Self::Tbf400Rtt200Loss0 => "tbf400-rtt200-loss0",
+            Self::Tbf400Rtt200Loss1 => "tbf400-rtt200-loss1",
+            Self::Tbf400Rtt200Loss2 => "tbf400-rtt200-loss2",
+            Self::Tbf400Rtt200Loss5 => "tbf400-rtt200-loss5",
             Self::MemCeiling => "mem-ceiling",
         }
     }
@@ -128,6 +224,22 @@ impl Scenario {
             Self::LinkPlain => Some(link::Impairment::Plain),
             Self::LinkDelay => Some(link::Impairment::Delay),
             Self::LinkLoss => Some(link::Impairment::Loss),
+            Self::Tbf100Rtt50Loss0 => Some(bottleneck(100, 50, 0)),
+            Self::Tbf100Rtt50Loss1 => Some(bottleneck(100, 50, 1)),
+            Self::Tbf100Rtt50Loss2 => Some(bottleneck(100, 50, 2)),
+            Self::Tbf100Rtt50Loss5 => Some(bottleneck(100, 50, 5)),
+            Self::Tbf100Rtt200Loss0 => Some(bottleneck(100, 200, 0)),
+            Self::Tbf100Rtt200Loss1 => Some(bottleneck(100, 200, 1)),
+            Self::Tbf100Rtt200Loss2 => Some(bottleneck(100, 200, 2)),
+            Self::Tbf100Rtt200Loss5 => Some(bottleneck(100, 200, 5)),
+            Self::Tbf400Rtt50Loss0 => Some(bottleneck(400, 50, 0)),
+            Self::Tbf400Rtt50Loss1 => Some(bottleneck(400, 50, 1)),
+            Self::Tbf400Rtt50Loss2 => Some(bottleneck(400, 50, 2)),
+            Self::Tbf400Rtt50Loss5 => Some(bottleneck(400, 50, 5)),
+            Self::Tbf400Rtt200Loss0 => Some(bottleneck(400, 200, 0)),
+            Self::Tbf400Rtt200Loss1 => Some(bottleneck(400, 200, 1)),
+            Self::Tbf400Rtt200Loss2 => Some(bottleneck(400, 200, 2)),
+            Self::Tbf400Rtt200Loss5 => Some(bottleneck(400, 200, 5)),
             _ => None,
         }
     }
@@ -139,6 +251,22 @@ impl Scenario {
             Self::Sync10k | Self::Sync1k1m | Self::Sync100k => Kind::Sync,
             Self::Resync10k | Self::Resync1k1m | Self::Resync100k => Kind::Resync,
             Self::LinkPlain | Self::LinkDelay | Self::LinkLoss => Kind::Link,
+            Self::Tbf100Rtt50Loss0
+            | Self::Tbf100Rtt50Loss1
+            | Self::Tbf100Rtt50Loss2
+            | Self::Tbf100Rtt50Loss5
+            | Self::Tbf100Rtt200Loss0
+            | Self::Tbf100Rtt200Loss1
+            | Self::Tbf100Rtt200Loss2
+            | Self::Tbf100Rtt200Loss5
+            | Self::Tbf400Rtt50Loss0
+            | Self::Tbf400Rtt50Loss1
+            | Self::Tbf400Rtt50Loss2
+            | Self::Tbf400Rtt50Loss5
+            | Self::Tbf400Rtt200Loss0
+            | Self::Tbf400Rtt200Loss1
+            | Self::Tbf400Rtt200Loss2
+            | Self::Tbf400Rtt200Loss5 => Kind::Link,
             Self::MemCeiling => Kind::Memory,
         }
     }
@@ -147,6 +275,22 @@ impl Scenario {
         match self {
             Self::Put1g | Self::Get1g | Self::MemCeiling => DataSet::Big,
             Self::LinkPlain | Self::LinkDelay | Self::LinkLoss => DataSet::Link,
+            Self::Tbf100Rtt50Loss0
+            | Self::Tbf100Rtt50Loss1
+            | Self::Tbf100Rtt50Loss2
+            | Self::Tbf100Rtt50Loss5
+            | Self::Tbf100Rtt200Loss0
+            | Self::Tbf100Rtt200Loss1
+            | Self::Tbf100Rtt200Loss2
+            | Self::Tbf100Rtt200Loss5
+            | Self::Tbf400Rtt50Loss0
+            | Self::Tbf400Rtt50Loss1
+            | Self::Tbf400Rtt50Loss2
+            | Self::Tbf400Rtt50Loss5
+            | Self::Tbf400Rtt200Loss0
+            | Self::Tbf400Rtt200Loss1
+            | Self::Tbf400Rtt200Loss2
+            | Self::Tbf400Rtt200Loss5 => DataSet::Link,
             Self::Put10k | Self::Get10k | Self::Sync10k | Self::Resync10k => DataSet::Small,
             Self::Sync100k | Self::Resync100k => DataSet::Tiny,
             Self::Put1k1m | Self::Sync1k1m | Self::Resync1k1m => DataSet::Medium,
@@ -176,6 +320,22 @@ impl Scenario {
             | Self::LinkDelay
             | Self::LinkLoss
             | Self::MemCeiling => None,
+            Self::Tbf100Rtt50Loss0
+            | Self::Tbf100Rtt50Loss1
+            | Self::Tbf100Rtt50Loss2
+            | Self::Tbf100Rtt50Loss5
+            | Self::Tbf100Rtt200Loss0
+            | Self::Tbf100Rtt200Loss1
+            | Self::Tbf100Rtt200Loss2
+            | Self::Tbf100Rtt200Loss5
+            | Self::Tbf400Rtt50Loss0
+            | Self::Tbf400Rtt50Loss1
+            | Self::Tbf400Rtt50Loss2
+            | Self::Tbf400Rtt50Loss5
+            | Self::Tbf400Rtt200Loss0
+            | Self::Tbf400Rtt200Loss1
+            | Self::Tbf400Rtt200Loss2
+            | Self::Tbf400Rtt200Loss5 => None,
         }
     }
 
@@ -196,6 +356,15 @@ impl Scenario {
     }
 }
 
+/// A bottleneck of `rate_mbit`, `rtt_ms` and `loss_percent`.
+const fn bottleneck(rate_mbit: u32, rtt_ms: u32, loss_percent: u32) -> link::Impairment {
+    link::Impairment::Bottleneck(link::Bottleneck {
+        rate_mbit,
+        rtt_ms,
+        loss_percent,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +379,16 @@ mod tests {
         assert!(!Scenario::Get10k.is_upload());
         assert_eq!(Scenario::Sync100k.data_set(), DataSet::Tiny);
         assert_eq!(Scenario::Sync100k.peer_scenario(), None);
+        assert_eq!(Scenario::Tbf100Rtt200Loss2.name(), "tbf100-rtt200-loss2");
+        assert_eq!(
+            Scenario::Tbf400Rtt50Loss5
+                .impairment()
+                .and_then(link::Impairment::bottleneck),
+            Some(link::Bottleneck {
+                rate_mbit: 400,
+                rtt_ms: 50,
+                loss_percent: 5
+            })
+        );
     }
 }

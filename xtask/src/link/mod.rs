@@ -23,9 +23,15 @@
 //! and namespaces are removed, when the measurement ends, fails or is
 //! interrupted (the guards' `Drop`).
 //!
+//! The bottleneck scenarios (`tbfRATE-rttRTT-lossLOSS`) add a `tbf` rate
+//! limit on both veth ends ([`shaper`]), rsync over ssh beside the other
+//! peers, and the link rate of one plain TCP Cubic flow ([`plain_flow`],
+//! [`throughput`]) that every result is reported as a share of.
+//!
 //! This file only names the parts: [`rounds`] (the order of it all),
-//! [`namespaces`], [`impairment`], [`impairer`], [`sshd`], [`peers`],
-//! [`tools`], [`runs`], [`path`], [`commands`] and [`settings`].
+//! [`namespaces`], [`impairment`], [`impairer`], [`shaper`],
+//! [`plain_flow`], [`throughput`], [`sshd`], [`peers`], [`tools`],
+//! [`runs`], [`path`], [`commands`] and [`settings`].
 
 mod commands;
 mod impairer;
@@ -33,13 +39,16 @@ mod impairment;
 mod namespaces;
 mod path;
 mod peers;
+mod plain_flow;
 mod rounds;
 mod runs;
 mod settings;
+mod shaper;
 mod sshd;
+mod throughput;
 mod tools;
 
-pub use impairment::Impairment;
+pub use impairment::{Bottleneck, Impairment};
 pub use peers::Peers;
 pub use rounds::run;
 pub use settings::Settings;

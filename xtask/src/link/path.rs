@@ -12,6 +12,7 @@ use super::impairer::QUEUE;
 use super::impairment::Impairment;
 use super::namespaces::{CLIENT_IP, CLIENT_NS, MTU, SERVER_IP, SERVER_NS};
 use super::settings::Settings;
+use super::shaper::tbf_arguments;
 use crate::process;
 use crate::report::PathReport;
 use crate::server::{command_in, log_files};
@@ -37,7 +38,7 @@ pub fn path_report(impairment: Impairment) -> PathReport {
             } else {
                 format!("{} ms delay", impairment.delay_ms())
             };
-            format!(
+            let delay = format!(
                 "{what} on each direction: in each namespace `{} -t raw -A PREROUTING -i IF -j \
                  NFQUEUE --queue-num {QUEUE}` hands every IPv4 packet arriving on the veth to \
                  `cargo xtask nfdelay --delay-ms {} --loss {}` there (userspace, since this \
@@ -45,7 +46,14 @@ pub fn path_report(impairment: Impairment) -> PathReport {
                 iptables(),
                 impairment.delay_ms(),
                 impairment.loss()
-            )
+            );
+            match impairment.bottleneck() {
+                Some(bottleneck) => format!(
+                    "`tc qdisc replace dev IF root {}` on the egress of both veth ends, then {delay}",
+                    tbf_arguments(bottleneck).join(" ")
+                ),
+                None => delay,
+            }
         }
     };
     PathReport {
@@ -58,6 +66,7 @@ pub fn path_report(impairment: Impairment) -> PathReport {
         ping_loss_percent: None,
         ping_summary: "not measured".into(),
         impairer_counters: Vec::new(),
+        link_rate: None,
     }
 }
 

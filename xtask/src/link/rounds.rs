@@ -8,22 +8,25 @@
 //! [`super::namespaces`], [`super::impairer`], [`super::sshd`],
 //! [`super::path`] and [`super::runs`].
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::time::Duration;
 
 use anyhow::Context as _;
 
 use super::impairer::Impairer;
-use super::impairment::Impairment;
+use super::impairment::{Bottleneck, Impairment};
 use super::namespaces::{CLIENT_NS, Link, SERVER_IP, SERVER_NS};
 use super::path::{path_report, ping};
+use super::plain_flow::measure_link_rate;
 use super::runs::timed_run;
 use super::settings::Settings;
+use super::shaper::Shaper;
 use super::sshd::Sshd;
 use super::tools::{Tool, peer_command, shown};
 use crate::data::{self, DataSet};
 use crate::process;
-use crate::report::{ScenarioReport, Series};
+use crate::report::{LinkRate, ScenarioReport, Series};
 use crate::server::{BenchClient, BenchServer, Placement};
 
 /// Time limit of one timed run on a link without loss.
@@ -60,6 +63,7 @@ fn empty_report(settings: &Settings<'_>, name: &str, impairment: Impairment) -> 
     let set = DataSet::Link;
     let peers = Tool::ALL[1..]
         .iter()
+        .filter(|tool| **tool != Tool::Rsync || impairment.bottleneck().is_some())
         .map(|tool| match (&settings.peers, tool) {
             (Err(reason), _) => Series::unavailable(tool.name(), reason.clone()),
             (Ok(peers), Tool::QcpTuned | Tool::QcpBbr) if peers.qcp.is_err() => {
@@ -68,9 +72,15 @@ fn empty_report(settings: &Settings<'_>, name: &str, impairment: Impairment) -> 
                     peers.qcp.as_ref().err().cloned().unwrap_or_default(),
                 )
             }
-            (Ok(peers), _) => {
-                Series::new(tool.name(), shown(&peer_command(settings, peers, *tool)))
-            }
+            (Ok(peers), _) => Series::new(
+                tool.name(),
+                shown(&peer_command(
+                    settings,
+                    peers,
+                    *tool,
+                    impairment.tuned_rtt_ms(),
+                )),
+            ),
         })
         .collect();
     let qftp = format!(
@@ -149,13 +159,25 @@ fn measure_all(
         Err(_) => None,
     };
 
+    let mut rates = BTreeMap::new();
     for (index, ((name, impairment), report)) in
         scenarios.iter().zip(reports.iter_mut()).enumerate()
     {
         eprintln!("{name}: {}", impairment.description());
         let seed = 1000 * (index as u64 + 1);
+        let shaper = match impairment.bottleneck() {
+            Some(bottleneck) => Some(Shaper::start(settings, bottleneck)?),
+            None => None,
+        };
+        let mut path = path_report(*impairment);
+        if let Some(bottleneck) = impairment.bottleneck() {
+            path.link_rate = Some(link_rate(settings, &mut rates, bottleneck, seed)?);
+            if let Some(rate) = &path.link_rate {
+                eprintln!("  link rate: {}", rate.how);
+            }
+        }
         let mut impairer = Impairer::start(settings, *impairment, seed)?;
-        report.path = Some(path_report(*impairment));
+        report.path = Some(path);
         if let Some(path) = &mut report.path {
             ping(settings, name, path)?;
             eprintln!("  {}: {}", path.ping_command, path.ping_summary);
@@ -175,6 +197,7 @@ fn measure_all(
                 name,
                 round,
                 limit,
+                impairment.tuned_rtt_ms(),
                 &expected,
             )?;
             report.qftp.samples.push(sample);
@@ -199,12 +222,14 @@ fn measure_all(
                     name,
                     round,
                     limit,
+                    impairment.tuned_rtt_ms(),
                     &expected,
                 )?;
                 series.samples.push(sample);
             }
         }
         let counters = impairer.finish();
+        drop(shaper);
         if let Some(path) = &mut report.path {
             path.impairer_counters = counters;
         }
@@ -219,6 +244,34 @@ fn measure_all(
     server.stop();
     drop(link);
     Ok(())
+}
+
+/// The link rate of `bottleneck`: one plain Cubic flow through the same
+/// rate and round trip without random loss (a lossy path would measure
+/// TCP's loss response, not the link), measured once per rate and round
+/// trip. A flow that fails gives the reason instead of a rate.
+fn link_rate(
+    settings: &Settings<'_>,
+    rates: &mut BTreeMap<Bottleneck, LinkRate>,
+    bottleneck: Bottleneck,
+    seed: u64,
+) -> anyhow::Result<LinkRate> {
+    let clean = bottleneck.without_loss();
+    if let Some(rate) = rates.get(&clean) {
+        return Ok(rate.clone());
+    }
+    let name = format!("tbf{}-rtt{}", clean.rate_mbit, clean.rtt_ms);
+    let measured = {
+        let _impairer = Impairer::start(settings, Impairment::Bottleneck(clean), seed + 500)?;
+        measure_link_rate(settings, &name, DataSet::Link.bytes(), CLEAN_LIMIT)
+    };
+    process::check_interrupted()?;
+    let rate = measured.unwrap_or_else(|error| LinkRate {
+        bytes_per_second: None,
+        how: format!("not measured: {error:#}"),
+    });
+    rates.insert(clean, rate.clone());
+    Ok(rate)
 }
 
 /// What the per-run checks of a series came to.

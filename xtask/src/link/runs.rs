@@ -32,6 +32,7 @@ pub fn timed_run(
     scenario: &str,
     round: u32,
     limit: Duration,
+    rtt_ms: u32,
     expected: &blake3::Hash,
 ) -> anyhow::Result<Sample> {
     let name = DataSet::Link.name();
@@ -59,7 +60,7 @@ pub fn timed_run(
                 command.arg(settings.source);
                 command
             }
-            (_, Some((peers, _))) => peer_command(settings, peers, tool),
+            (_, Some((peers, _))) => peer_command(settings, peers, tool, rtt_ms),
             (_, None) => bail!("{} needs the peers' sshd", tool.name()),
         };
         let (stdout, stderr) = log_files(&log)?;

@@ -1,6 +1,6 @@
 //! The tools measured on the link (qftp, scp, qcp tuned for the path with
-//! Cubic and with BBR), where each one's output lands, and the command
-//! lines of the peers, run in the client namespace.
+//! Cubic and with BBR, rsync over ssh), where each one's output lands, and
+//! the command lines of the peers, run in the client namespace.
 //!
 //! Only what to run; timing a run is [`super::runs`]'.
 
@@ -12,8 +12,8 @@ use super::peers::Peers;
 use super::settings::Settings;
 use crate::server::command_in;
 
-/// qcp's tuning for this path: receive window and round trip.
-const QCP_TUNING: [&str; 4] = ["--rx", "250M", "--rtt", "50"];
+/// qcp's receive bandwidth for these paths (above every link's rate).
+const QCP_RX: [&str; 2] = ["--rx", "250M"];
 
 /// The tools measured on the link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,10 +22,17 @@ pub enum Tool {
     Scp,
     QcpTuned,
     QcpBbr,
+    Rsync,
 }
 
 impl Tool {
-    pub const ALL: [Self; 4] = [Self::Qftp, Self::Scp, Self::QcpTuned, Self::QcpBbr];
+    pub const ALL: [Self; 5] = [
+        Self::Qftp,
+        Self::Scp,
+        Self::QcpTuned,
+        Self::QcpBbr,
+        Self::Rsync,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -33,6 +40,7 @@ impl Tool {
             Self::Scp => "scp",
             Self::QcpTuned => "qcp (tuned)",
             Self::QcpBbr => "qcp (tuned, bbr)",
+            Self::Rsync => "rsync over ssh",
         }
     }
 
@@ -42,6 +50,7 @@ impl Tool {
             Self::Qftp => "server/homes/bench",
             Self::Scp => "dst/scp",
             Self::QcpTuned | Self::QcpBbr => "dst/qcp",
+            Self::Rsync => "dst/rsync",
         }
     }
 }
@@ -55,8 +64,9 @@ pub fn shown(command: &Command) -> String {
         .join(" ")
 }
 
-/// The command of a peer tool, run in the client namespace.
-pub fn peer_command(settings: &Settings<'_>, peers: &Peers, tool: Tool) -> Command {
+/// The command of a peer tool, run in the client namespace; qcp is tuned
+/// for a round trip of `rtt_ms`.
+pub fn peer_command(settings: &Settings<'_>, peers: &Peers, tool: Tool, rtt_ms: u32) -> Command {
     let known_hosts = format!("UserKnownHostsFile={}", settings.known_hosts().display());
     let target = format!(
         "root@{SERVER_IP}:{}/",
@@ -89,11 +99,25 @@ pub fn peer_command(settings: &Settings<'_>, peers: &Peers, tool: Tool) -> Comma
                 .args(["-S", "-o", "-S", &known_hosts])
                 .arg("--remote-qcp-binary")
                 .arg(&qcp)
-                .args(QCP_TUNING);
+                .args(QCP_RX)
+                .args(["--rtt", &rtt_ms.to_string()]);
             if tool == Tool::QcpBbr {
                 command.args(["--congestion", "bbr"]);
             }
             command.arg(settings.source).arg(target);
+            command
+        }
+        Tool::Rsync => {
+            let mut command = command_in(Some(CLIENT_NS), "rsync");
+            command
+                .arg("-a")
+                .arg("-e")
+                .arg(format!(
+                    "ssh -F {} -o {known_hosts}",
+                    peers.ssh_config.display()
+                ))
+                .arg(settings.source)
+                .arg(target);
             command
         }
     }
