@@ -357,13 +357,16 @@ fn wait_for_partial(partial: &Path, at_least: u64, process: &mut Running) -> boo
 #[test]
 fn put_get_and_sync_complete_through_latency_loss_reordering_and_duplicates() {
     let size = transfer_size();
-    let setup = Setup::new(Impairment {
-        loss: 0.01,
-        reorder: 0.05,
-        reorder_delay: Duration::from_millis(15),
-        duplicate: 0.02,
-        ..rtt_50ms()
-    });
+    let setup = Setup::new(
+        Impairment {
+            loss: 0.01,
+            reorder: 0.05,
+            reorder_delay: Duration::from_millis(15),
+            duplicate: 0.02,
+            ..rtt_50ms()
+        }
+        .losing_within(60),
+    );
     let mut scenario =
         Scenario::new("network put/get/sync, 50 ms RTT + 1% loss + reorder + duplicates");
     let client = &setup.client;
@@ -395,10 +398,13 @@ fn put_get_and_sync_complete_through_latency_loss_reordering_and_duplicates() {
 #[test]
 fn put_and_get_complete_through_five_percent_loss() {
     let size = transfer_size();
-    let setup = Setup::new(Impairment {
-        loss: 0.05,
-        ..rtt_50ms()
-    });
+    let setup = Setup::new(
+        Impairment {
+            loss: 0.05,
+            ..rtt_50ms()
+        }
+        .losing_within(60),
+    );
     let mut scenario = Scenario::new("network put/get, 50 ms RTT + 5% loss");
     let client = &setup.client;
 

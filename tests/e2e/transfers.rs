@@ -282,7 +282,8 @@ fn transfers_complete_over_a_slow_lossy_path() {
             delay: Duration::from_millis(25),
             loss: 0.01,
             ..Default::default()
-        },
+        }
+        .losing_within(60),
     );
     let lossy = TestClient::new();
     let login = lossy.try_login_at(
