@@ -34,7 +34,7 @@ use qftp_transport::tuning::{self, PathProfile};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::audit::{self, LoginMethod};
-use crate::auth::{LoginError, new_session_token, token_hash};
+use crate::auth::{LoginBound, LoginError, new_session_token, token_hash};
 use crate::error::{RequestError, RequestResult};
 use crate::limits::Refusal;
 use crate::live::Registration;

@@ -1,56 +1,35 @@
-//! [`Bound`]: the bounds on failed logins as the `[login]` settings that
-//! hold them, and the refusal and WARN line of reaching one.
+//! [`LoginBound`]: the `[login]` setting behind each of the throttle's
+//! bounds ([`qftp_store::Bound`]), and the refusal and WARN line of
+//! reaching one.
 //!
 //! The throttle ([`qftp_store::LoginThrottle`]) says which bound an attempt
 //! reached; this module names the setting for the log and the client.
 
 use qftp_proto::ErrorKind;
+use qftp_store::Bound;
 
 use crate::config::LoginLimits;
 use crate::error::RequestError;
 use crate::limits::Refusal;
 
-/// The bounds on failed logins, each a setting of the `[login]` table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Bound {
-    /// One address against one user, or against session tokens.
-    Pair,
-    /// One address against any users and tokens.
-    Address,
-    /// One user from any addresses (but those it logged in from).
-    User,
-}
-
-impl Bound {
+/// A throttle bound as this server configures it.
+pub trait LoginBound: Copy {
     /// The setting in `config.toml` that holds this bound.
-    pub fn setting(self) -> &'static str {
-        match self {
-            Self::Pair => "login.max_failures",
-            Self::Address => "login.max_failures_per_address",
-            Self::User => "login.max_failures_per_user",
-        }
-    }
+    fn setting(self) -> &'static str;
 
     /// This bound's configured value.
-    pub fn value(self, limits: &LoginLimits) -> u32 {
-        match self {
-            Self::Pair => limits.max_failures,
-            Self::Address => limits.max_failures_per_address,
-            Self::User => limits.max_failures_per_user,
-        }
-    }
+    fn value(self, limits: &LoginLimits) -> u32;
 
     /// Writes the rate-limited WARN line for `who` reaching this bound.
-    pub fn warn(self, limits: &LoginLimits, who: &str) {
+    fn warn(self, limits: &LoginLimits, who: &str) {
         let value = self.value(limits).to_string();
-        self.refusal(&value, who).warn();
+        refusal(self.setting(), &value, who).warn();
     }
 
     /// The client's error for an attempt of `who` refused at this bound,
     /// of kind `kind`, whose message starts with `what`; logged as
     /// [`Refusal`] does.
-    pub fn refuse(
+    fn refuse(
         self,
         limits: &LoginLimits,
         who: &str,
@@ -58,36 +37,34 @@ impl Bound {
         what: impl std::fmt::Display,
     ) -> RequestError {
         let value = self.value(limits).to_string();
-        self.refusal(&value, who).refuse_as(kind, what)
+        refusal(self.setting(), &value, who).refuse_as(kind, what)
+    }
+}
+
+impl LoginBound for Bound {
+    // A bound this server does not know yet is reported as the pair bound,
+    // the narrowest.
+    fn setting(self) -> &'static str {
+        match self {
+            Bound::Address => "login.max_failures_per_address",
+            Bound::User => "login.max_failures_per_user",
+            _ => "login.max_failures",
+        }
     }
 
-    fn refusal<'a>(self, value: &'a str, who: &'a str) -> Refusal<'a> {
-        Refusal {
-            setting: self.setting(),
-            value,
-            who,
+    fn value(self, limits: &LoginLimits) -> u32 {
+        match self {
+            Bound::Address => limits.max_failures_per_address,
+            Bound::User => limits.max_failures_per_user,
+            _ => limits.max_failures,
         }
     }
 }
 
-impl From<qftp_store::Bound> for Bound {
-    /// The bound a throttle reported; one this server does not know yet is
-    /// reported as the pair bound, the narrowest.
-    fn from(bound: qftp_store::Bound) -> Self {
-        match bound {
-            qftp_store::Bound::Address => Self::Address,
-            qftp_store::Bound::User => Self::User,
-            _ => Self::Pair,
-        }
-    }
-}
-
-impl From<Bound> for qftp_store::Bound {
-    fn from(bound: Bound) -> Self {
-        match bound {
-            Bound::Pair => Self::Pair,
-            Bound::Address => Self::Address,
-            Bound::User => Self::User,
-        }
+fn refusal<'a>(setting: &'static str, value: &'a str, who: &'a str) -> Refusal<'a> {
+    Refusal {
+        setting,
+        value,
+        who,
     }
 }

@@ -3,7 +3,7 @@
 //! * [`password`]: argon2id hashing and checks.
 //! * [`token`]: session tokens and the hash the database keeps of them.
 //! * [`throttle`]: [`LoginGuard`], which stands in front of every login.
-//! * [`bound`]: [`Bound`], the `[login]` setting behind each throttle bound.
+//! * [`bound`]: [`LoginBound`], the `[login]` setting behind each throttle bound.
 //!
 //! This module neither stores anything (that is [`crate::embedded`]) nor
 //! speaks the protocol (that is [`crate::connection`]). Nothing here logs a
@@ -14,7 +14,7 @@ pub mod password;
 pub mod throttle;
 pub mod token;
 
-pub use bound::Bound;
+pub use bound::LoginBound;
 pub use password::{AuthError, hash_password, verify_password, verify_password_in};
 pub use throttle::{LoginError, LoginGuard};
 pub use token::{new_session_token, token_hash};

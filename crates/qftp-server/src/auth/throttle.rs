@@ -22,9 +22,9 @@ use argon2::Block;
 use qftp_store::{LoginAttempt, LoginThrottle, StoreError, UserRecord, UserStore};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::bound::Bound;
 use super::password::{dummy_hash, verify_password_in};
 use crate::config::LoginLimits;
+use qftp_store::Bound;
 
 /// Why a login was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -139,7 +139,7 @@ impl LoginGuard {
             None => Ok(()),
             Some(blocked) => Err(LoginError::Blocked {
                 retry_after: blocked.retry_after,
-                bound: Bound::from(blocked.bound),
+                bound: blocked.bound,
                 who: blocked.who,
             }),
         }

@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 
 use qftp_store::{Blocked, BoxFuture, LoginAttempt, LoginThrottle, StoreError};
 
-use crate::auth::bound::Bound;
+use qftp_store::Bound;
+
+use crate::auth::bound::LoginBound;
 use crate::config::LoginLimits;
 use crate::userdb::validate_user_name;
 
