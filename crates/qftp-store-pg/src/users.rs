@@ -138,8 +138,28 @@ impl UserStore for PgStore {
         password_hash: &'a str,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            self.update_user(name, "password_hash", &password_hash)
+            let mut client = self.client().await?;
+            let transaction = client.transaction().await.map_err(unavailable)?;
+            let changed = transaction
+                .execute(
+                    "UPDATE users SET password_hash = $2 WHERE name = $1",
+                    &[&name, &password_hash],
+                )
                 .await
+                .map_err(unavailable)?;
+            if changed == 0 {
+                return Err(StoreError::UnknownUser(name.to_owned()));
+            }
+            // The old password's sessions end with it, on every node.
+            transaction
+                .execute("DELETE FROM sessions WHERE user_name = $1", &[&name])
+                .await
+                .map_err(unavailable)?;
+            transaction
+                .execute("SELECT pg_notify($1, '')", &[&REVOCATIONS])
+                .await
+                .map_err(unavailable)?;
+            transaction.commit().await.map_err(unavailable)
         })
     }
 

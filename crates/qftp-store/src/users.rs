@@ -66,8 +66,11 @@ pub trait UserStore: Send + Sync + std::fmt::Debug {
     /// business.
     fn remove_user<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
 
-    /// Replaces a user's password hash (computed by the caller). Sessions
-    /// stay valid. Fails with [`StoreError::UnknownUser`].
+    /// Replaces a user's password hash (computed by the caller) and ends
+    /// every session of theirs, in one step, as [`UserStore::remove_user`]
+    /// does: a password is changed because it may be known to someone else,
+    /// and a session logged in with it must not outlive it. Fails with
+    /// [`StoreError::UnknownUser`].
     fn set_password<'a>(
         &'a self,
         name: &'a str,

@@ -85,6 +85,23 @@ pub async fn sessions(
         "revoking it again says it did not exist"
     );
 
+    let before_change = [9u8; 32];
+    node.create_session(&name, &before_change, now + Duration::from_secs(3600))
+        .await
+        .expect("create_session");
+    users
+        .set_password(&name, "$argon2id$changed")
+        .await
+        .expect("set_password");
+    assert_eq!(
+        other_node
+            .check_session(&before_change, now)
+            .await
+            .expect("check"),
+        None,
+        "a new password ends the sessions of the old one"
+    );
+
     let second = [10u8; 32];
     node.create_session(&name, &second, now + Duration::from_secs(3600))
         .await
