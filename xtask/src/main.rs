@@ -19,10 +19,12 @@
 //! `docs/reliability.md`).
 
 mod bench;
+mod contest_report;
 mod data;
 mod dist_check;
 mod imports;
 mod link;
+mod link_rate;
 mod measure;
 mod memceiling;
 mod nfdelay;

@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::data::DataSet;
+use crate::link_rate::LinkRate;
 use crate::measure::{Sample, median};
 
 /// The samples of one tool in one scenario.
@@ -173,15 +174,6 @@ pub struct PathReport {
     pub link_rate: Option<LinkRate>,
 }
 
-/// The rate of a rate-limited path, measured with a plain flow.
-#[derive(Debug, Clone, Serialize)]
-pub struct LinkRate {
-    /// Bytes per second, when the flow measured one.
-    pub bytes_per_second: Option<f64>,
-    /// How it was measured, or why it was not.
-    pub how: String,
-}
-
 /// Medians and ratios of one scenario.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -302,6 +294,9 @@ pub struct Report {
     pub peer_versions: BTreeMap<String, String>,
     /// The scenarios.
     pub scenarios: Vec<ScenarioReport>,
+    /// The fairness contests.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub contests: Vec<crate::contest_report::ContestReport>,
 }
 
 impl Report {
@@ -450,6 +445,7 @@ impl Report {
             let _ = writeln!(out, "\n## Network paths\n\n{}", paths.join("\n"));
         }
         out.push_str(&self.bottleneck_table(&peer_tools));
+        out.push_str(&crate::contest_report::markdown(&self.contests));
         let notes: Vec<String> = self
             .scenarios
             .iter()

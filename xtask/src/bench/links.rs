@@ -10,17 +10,28 @@ use std::time::Duration;
 
 use super::args::BenchArgs;
 use super::paths::Paths;
+use crate::contest_report::ContestReport;
 use crate::data::{self, DataSet};
 use crate::link;
 use crate::peers::Peers;
 use crate::report::ScenarioReport;
 
-/// The link scenarios ([`crate::link`]): their reports and the peers' versions.
+/// What the link measured.
+#[derive(Debug)]
+pub struct LinkResults {
+    pub scenarios: Vec<ScenarioReport>,
+    pub contests: Vec<ContestReport>,
+    /// The peers' versions.
+    pub versions: BTreeMap<String, String>,
+}
+
+/// The link scenarios and fairness contests ([`crate::link`]).
 pub fn run_links(
     arguments: &BenchArgs,
     paths: &Paths,
     links: &[(&'static str, link::Impairment)],
-) -> anyhow::Result<(Vec<ScenarioReport>, BTreeMap<String, String>)> {
+    contests: &[(&'static str, link::Contest)],
+) -> anyhow::Result<LinkResults> {
     let source = data::ensure(&paths.data, DataSet::Link)?;
     let (peers, versions) = link_peers(arguments, paths);
     let work = paths.bench.join("link");
@@ -34,9 +45,13 @@ pub fn run_links(
         logs: &paths.logs,
         peers,
     };
-    let reports = link::run(&settings, links)?;
+    let (scenarios, contests) = link::run(&settings, links, contests)?;
     data::remove(&work)?;
-    Ok((reports, versions))
+    Ok(LinkResults {
+        scenarios,
+        contests,
+        versions,
+    })
 }
 
 /// The peers of the link scenarios (scp, qcp) and their versions, or why

@@ -99,10 +99,16 @@ pub fn run(arguments: &BenchArgs) -> anyhow::Result<()> {
         .iter()
         .filter_map(|scenario| Some((scenario.name(), scenario.impairment()?)))
         .collect();
-    if !links.is_empty() {
-        let (found, versions) = links::run_links(arguments, &paths, &links)?;
-        reports.extend(found);
-        peer_versions.extend(versions);
+    let contests: Vec<(&'static str, link::Contest)> = scenarios
+        .iter()
+        .filter_map(|scenario| Some((scenario.name(), scenario.contest()?)))
+        .collect();
+    let mut contest_reports = Vec::new();
+    if !links.is_empty() || !contests.is_empty() {
+        let measured = links::run_links(arguments, &paths, &links, &contests)?;
+        reports.extend(measured.scenarios);
+        contest_reports = measured.contests;
+        peer_versions.extend(measured.versions);
     }
     if scenarios.contains(&Scenario::MemCeiling) {
         reports.push(ceiling::mem_ceiling(arguments, &paths)?);
@@ -122,6 +128,7 @@ pub fn run(arguments: &BenchArgs) -> anyhow::Result<()> {
         settings,
         peer_versions,
         scenarios: reports,
+        contests: contest_reports,
     };
     let markdown = report.write(&paths.bench)?;
     println!("{markdown}");

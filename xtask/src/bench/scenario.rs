@@ -152,6 +152,23 @@ pub enum Scenario {
     #[value(name = "tbf400-rtt200-loss5")]
     #[serde(rename = "tbf400-rtt200-loss5")]
     Tbf400Rtt200Loss5,
+    /// `qftp put` and one TCP Cubic flow sharing the 100 Mbit/s, 50 ms
+    /// bottleneck, started together: each one's share and Jain's index.
+    #[value(name = "fair-cubic")]
+    #[serde(rename = "fair-cubic")]
+    FairCubic,
+    /// Two `qftp put`s from two clients sharing the bottleneck.
+    #[value(name = "fair-qftp2")]
+    #[serde(rename = "fair-qftp2")]
+    FairQftp2,
+    /// A TCP Cubic flow, then `qftp put` joins it.
+    #[value(name = "fair-cubic-first")]
+    #[serde(rename = "fair-cubic-first")]
+    FairCubicFirst,
+    /// `qftp put`, then a TCP Cubic flow joins it.
+    #[value(name = "fair-qftp-first")]
+    #[serde(rename = "fair-qftp-first")]
+    FairQftpFirst,
     /// 1 GiB from memory to nothing over one QUIC stream on loopback with
     /// qftp's transport settings: the ceiling of `put-1g`.
     #[value(name = "mem-ceiling")]
@@ -209,6 +226,10 @@ impl Scenario {
             Self::Tbf400Rtt200Loss1 => "tbf400-rtt200-loss1",
             Self::Tbf400Rtt200Loss2 => "tbf400-rtt200-loss2",
             Self::Tbf400Rtt200Loss5 => "tbf400-rtt200-loss5",
+            Self::FairCubic => "fair-cubic",
+            Self::FairQftp2 => "fair-qftp2",
+            Self::FairCubicFirst => "fair-cubic-first",
+            Self::FairQftpFirst => "fair-qftp-first",
             Self::MemCeiling => "mem-ceiling",
         }
     }
@@ -244,6 +265,17 @@ impl Scenario {
         }
     }
 
+    /// The fairness contest of a `fair-…` scenario.
+    pub fn contest(self) -> Option<link::Contest> {
+        match self {
+            Self::FairCubic => Some(link::Contest::QftpWithCubic),
+            Self::FairQftp2 => Some(link::Contest::TwoQftp),
+            Self::FairCubicFirst => Some(link::Contest::QftpJoinsCubic),
+            Self::FairQftpFirst => Some(link::Contest::CubicJoinsQftp),
+            _ => None,
+        }
+    }
+
     pub fn kind(self) -> Kind {
         match self {
             Self::Put1g | Self::Put10k | Self::Put1k1m => Kind::Put,
@@ -251,7 +283,7 @@ impl Scenario {
             Self::Sync10k | Self::Sync1k1m | Self::Sync100k => Kind::Sync,
             Self::Resync10k | Self::Resync1k1m | Self::Resync100k => Kind::Resync,
             Self::MemCeiling => Kind::Memory,
-            // Every scenario with an impairment, the tbf bottlenecks too.
+            // Every scenario with an impairment or a contest on the link.
             _ => Kind::Link,
         }
     }
@@ -262,7 +294,7 @@ impl Scenario {
             Self::Put10k | Self::Get10k | Self::Sync10k | Self::Resync10k => DataSet::Small,
             Self::Sync100k | Self::Resync100k => DataSet::Tiny,
             Self::Put1k1m | Self::Sync1k1m | Self::Resync1k1m => DataSet::Medium,
-            // Every scenario with an impairment moves the link's file.
+            // Every scenario on the link moves the link's file.
             _ => DataSet::Link,
         }
     }
@@ -293,9 +325,11 @@ impl Scenario {
             Kind::Get => format!("download of {set}"),
             Kind::Sync => format!("first sync of {set} into an empty directory"),
             Kind::Resync => format!("no-change re-sync of {set}"),
-            Kind::Link => self
-                .impairment()
-                .map_or_else(String::new, link::Impairment::description),
+            Kind::Link => match (self.impairment(), self.contest()) {
+                (Some(impairment), _) => impairment.description(),
+                (None, Some(contest)) => contest.description(),
+                (None, None) => String::new(),
+            },
             Kind::Memory => "1 GiB from memory to nothing over one QUIC stream on 127.0.0.1, \
                              qftp's transport settings; no disk, no hashing"
                 .into(),
@@ -328,7 +362,11 @@ mod tests {
         assert_eq!(Scenario::Sync100k.peer_scenario(), None);
         assert_eq!(Scenario::Tbf100Rtt200Loss2.name(), "tbf100-rtt200-loss2");
         for scenario in Scenario::value_variants() {
-            let linked = scenario.impairment().is_some();
+            let linked = scenario.impairment().is_some() || scenario.contest().is_some();
+            assert!(
+                scenario.impairment().is_none() || scenario.contest().is_none(),
+                "{scenario:?}"
+            );
             assert_eq!(scenario.kind() == Kind::Link, linked, "{scenario:?}");
             assert_eq!(scenario.data_set() == DataSet::Link, linked, "{scenario:?}");
             assert_eq!(

@@ -28,12 +28,20 @@
 //! peers, and the link rate of one plain TCP Cubic flow ([`plain_flow`],
 //! [`throughput`]) that every result is reported as a share of.
 //!
+//! The fairness scenarios (`fair-…`, [`contest`]) share the 100 Mbit/s,
+//! 50 ms bottleneck between two flows: qftp against one TCP Cubic flow
+//! (together, or one joining the other) and two qftp clients; each flow's
+//! rate over the time both moved, its share of the link and Jain's index
+//! ([`contest_runs`]).
+//!
 //! This file only names the parts: [`rounds`] (the order of it all),
 //! [`namespaces`], [`impairment`], [`impairer`], [`shaper`],
-//! [`plain_flow`], [`throughput`], [`sshd`], [`peers`], [`tools`],
+//! [`plain_flow`], [`throughput`], [`contest`], [`contest_runs`], [`sshd`], [`peers`], [`tools`],
 //! [`runs`], [`path`], [`commands`] and [`settings`].
 
 mod commands;
+mod contest;
+mod contest_runs;
 mod impairer;
 mod impairment;
 mod namespaces;
@@ -48,6 +56,7 @@ mod sshd;
 mod throughput;
 mod tools;
 
+pub use contest::Contest;
 pub use impairment::{Bottleneck, Impairment};
 pub use peers::Peers;
 pub use rounds::run;

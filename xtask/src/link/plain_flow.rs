@@ -17,8 +17,8 @@ use super::commands::READY_LIMIT;
 use super::namespaces::{CLIENT_NS, SERVER_IP, SERVER_NS};
 use super::settings::Settings;
 use super::throughput::{Point, parse_sink, steady_rate};
+use crate::link_rate::LinkRate;
 use crate::process::{self, Guard};
-use crate::report::LinkRate;
 use crate::server::{command_in, log_files};
 
 /// The sink's port on the server's address.

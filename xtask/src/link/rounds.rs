@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use super::contest::{ARENA, Contender, Contest};
+use super::contest_runs::contest_round;
 use super::impairer::Impairer;
 use super::impairment::{Bottleneck, Impairment};
 use super::namespaces::{CLIENT_NS, Link, SERVER_IP, SERVER_NS};
@@ -24,26 +26,45 @@ use super::settings::Settings;
 use super::shaper::Shaper;
 use super::sshd::Sshd;
 use super::tools::{Tool, peer_command, shown};
+use crate::contest_report::ContestReport;
 use crate::data::{self, DataSet};
+use crate::link_rate::LinkRate;
 use crate::process;
-use crate::report::{LinkRate, ScenarioReport, Series};
+use crate::report::{ScenarioReport, Series};
 use crate::server::{BenchClient, BenchServer, Placement};
 
 /// Time limit of one timed run on a link without loss.
 const CLEAN_LIMIT: Duration = Duration::from_secs(600);
 
-/// Runs the link scenarios (`(name, impairment)` in order) and returns their
-/// reports. A link that cannot be set up makes every row say why; only an
-/// interruption is an error.
+/// Runs the link scenarios (`(name, impairment)` in order), then the
+/// fairness contests, and returns their reports. A link that cannot be set
+/// up makes every row say why; only an interruption is an error.
 pub fn run(
     settings: &Settings<'_>,
     scenarios: &[(&'static str, Impairment)],
-) -> anyhow::Result<Vec<ScenarioReport>> {
+    contests: &[(&'static str, Contest)],
+) -> anyhow::Result<(Vec<ScenarioReport>, Vec<ContestReport>)> {
     let mut reports: Vec<ScenarioReport> = scenarios
         .iter()
         .map(|(name, impairment)| empty_report(settings, name, *impairment))
         .collect();
-    if let Err(error) = measure_all(settings, scenarios, &mut reports) {
+    let mut contest_reports: Vec<ContestReport> = contests
+        .iter()
+        .map(|(name, contest)| ContestReport {
+            name: (*name).to_owned(),
+            description: contest.description(),
+            goal: contest.goal().to_owned(),
+            link_rate: None,
+            rounds: Vec::new(),
+            met: None,
+            notes: Vec::new(),
+        })
+        .collect();
+    let mut rows = Rows {
+        scenarios: &mut reports,
+        contests: &mut contest_reports,
+    };
+    if let Err(error) = measure_all(settings, scenarios, contests, &mut rows) {
         process::check_interrupted()?;
         eprintln!("  link scenarios: {error:#}");
         for report in &mut reports {
@@ -54,8 +75,19 @@ pub fn run(
                 report.verified = format!("not run: {error:#}");
             }
         }
+        for report in &mut contest_reports {
+            report
+                .notes
+                .push(format!("the link scenarios stopped: {error:#}"));
+        }
     }
-    Ok(reports)
+    Ok((reports, contest_reports))
+}
+
+/// The rows being filled.
+struct Rows<'a> {
+    scenarios: &'a mut [ScenarioReport],
+    contests: &'a mut [ContestReport],
 }
 
 /// The report of one scenario before anything ran.
@@ -108,8 +140,10 @@ fn empty_report(settings: &Settings<'_>, name: &str, impairment: Impairment) -> 
 fn measure_all(
     settings: &Settings<'_>,
     scenarios: &[(&'static str, Impairment)],
-    reports: &mut [ScenarioReport],
+    contests: &[(&'static str, Contest)],
+    rows: &mut Rows<'_>,
 ) -> anyhow::Result<()> {
+    let reports = &mut *rows.scenarios;
     let expected = data::hash(settings.source)?;
     data::remove(settings.work)?;
     fs::create_dir_all(settings.work)
@@ -241,6 +275,47 @@ fn measure_all(
         }
     }
     drop(sshd);
+    if !contests.is_empty() {
+        // A second client with a session of its own: its own QUIC connection.
+        let config = settings.work.join("client-config-2");
+        fs::create_dir_all(&config).with_context(|| format!("creating {}", config.display()))?;
+        let second = BenchClient::new(settings.binaries, &config).in_netns(CLIENT_NS, "link-2-");
+        second.login(&server, &password, settings.logs)?;
+        let clients = [client, second];
+        for (index, ((name, contest), report)) in
+            contests.iter().zip(rows.contests.iter_mut()).enumerate()
+        {
+            eprintln!("{name}: {}", contest.description());
+            let seed = 100_000 + 1000 * index as u64;
+            let _shaper = Shaper::start(settings, ARENA)?;
+            let rate = link_rate(settings, &mut rates, ARENA, seed)?;
+            eprintln!("  link rate: {}", rate.how);
+            report.link_rate = Some(rate);
+            let mut impairer = Impairer::start(settings, Impairment::Bottleneck(ARENA), seed)?;
+            for round in 1..=settings.rounds {
+                eprintln!("  {name}: round {round} of {}", settings.rounds);
+                let result = contest_round(
+                    settings,
+                    &server,
+                    &clients,
+                    *contest,
+                    name,
+                    round,
+                    DataSet::Link.bytes(),
+                    CLEAN_LIMIT,
+                )?;
+                report.rounds.push(result);
+            }
+            report.notes.extend(impairer.finish());
+            let qftp = contest
+                .contenders()
+                .iter()
+                .position(|contender| *contender == Contender::Qftp(0));
+            report.met = report
+                .median_jain()
+                .map(|jain| contest.met(qftp.and_then(|index| report.median_part(index)), jain));
+        }
+    }
     server.stop();
     drop(link);
     Ok(())

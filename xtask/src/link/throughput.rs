@@ -4,7 +4,7 @@
 //! from them.
 //!
 //! Only arithmetic on samples; taking them is [`super::plain_flow`]'s and
-//! [`super::fairness_runs`]'.
+//! [`super::contest_runs`]'.
 
 use std::collections::BTreeMap;
 
@@ -57,6 +57,29 @@ pub fn steady_rate(points: &[Point]) -> Option<f64> {
     rate_between(points, start, end.unix_ms)
 }
 
+/// When a flow moved its bytes: from its first sample with bytes to the
+/// first one with all `total` of them, in wall-clock milliseconds.
+pub fn span(points: &[Point], total: u64) -> Option<(u64, u64)> {
+    let first = points.iter().find(|point| point.bytes > 0)?;
+    let last = points.iter().find(|point| point.bytes >= total)?;
+    (last.unix_ms > first.unix_ms).then_some((first.unix_ms, last.unix_ms))
+}
+
+/// The time all `spans` overlap, if they do.
+pub fn overlap(spans: &[(u64, u64)]) -> Option<(u64, u64)> {
+    let from = spans.iter().map(|span| span.0).max()?;
+    let to = spans.iter().map(|span| span.1).min()?;
+    (to > from).then_some((from, to))
+}
+
+/// Jain's fairness index of `rates`: (sum x)^2 / (n * sum x^2), 1 when all
+/// are equal and 1/n when one flow takes everything.
+pub fn jain(rates: &[f64]) -> Option<f64> {
+    let sum: f64 = rates.iter().sum();
+    let squares: f64 = rates.iter().map(|rate| rate * rate).sum();
+    (squares > 0.0).then(|| sum * sum / (rates.len() as f64 * squares))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +121,22 @@ mod tests {
         assert!((rate - 10_000_000.0).abs() < 1.0, "{rate}");
         assert_eq!(rate_between(&points, 200, 200), None);
         assert_eq!(steady_rate(&[point(0, 0), point(100, 0)]), None);
+    }
+
+    #[test]
+    fn spans_overlap_and_jain_judges_the_shares() {
+        let flow = [point(1000, 0), point(1100, 10), point(5000, 100)];
+        assert_eq!(span(&flow, 100), Some((1100, 5000)));
+        assert_eq!(
+            span(&flow, 101),
+            None,
+            "a flow that never finished has no span"
+        );
+        assert_eq!(overlap(&[(1100, 5000), (3000, 9000)]), Some((3000, 5000)));
+        assert_eq!(overlap(&[(1000, 2000), (2000, 3000)]), None);
+        assert!((jain(&[5.0, 5.0]).unwrap() - 1.0).abs() < 1e-9);
+        assert!((jain(&[10.0, 0.0]).unwrap() - 0.5).abs() < 1e-9);
+        assert!((jain(&[6.0, 4.0]).unwrap() - 100.0 / 104.0).abs() < 1e-9);
+        assert_eq!(jain(&[0.0, 0.0]), None);
     }
 }
