@@ -469,18 +469,6 @@ impl UserQuota {
         result
     }
 
-    /// Sets `used` and the entry count to what `measure` finds on disk (for
-    /// example after a recursive removal that failed halfway), under the
-    /// user's lock so nothing slips in between.
-    pub fn recount(
-        &self,
-        measure: impl FnOnce() -> std::io::Result<Footprint>,
-    ) -> RequestResult<()> {
-        let mut ledger = self.ledger.lock().expect("quota lock");
-        let footprint = measure().map_err(internal)?;
-        self.adopt(&mut ledger, footprint).map_err(internal)
-    }
-
     /// Makes `footprint`, what is on disk, the ledger's figures (the lock
     /// held by the caller): `used` in the database, the entry count here.
     fn adopt(&self, ledger: &mut Ledger, footprint: Footprint) -> Result<(), DbError> {
