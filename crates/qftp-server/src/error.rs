@@ -2,8 +2,10 @@
 
 use std::io;
 
+use qftp_proto::size::format_size;
 use qftp_proto::transfer::TransferError;
 use qftp_proto::{ErrorKind, ErrorReply};
+use qftp_store::LedgerError;
 
 /// A request failed; `kind` is for programs, `message` for people.
 ///
@@ -58,6 +60,43 @@ impl RequestError {
     /// the peer as [`TransferError::kind`] says, its words after the path.
     pub fn from_transfer(error: &TransferError, user_path: &str) -> Self {
         Self::new(error.kind(), format!("{user_path}: {error}"))
+    }
+
+    /// Translates a quota ledger's error on `user_path`; a failure of the
+    /// store behind it is logged and told to the user as a server error.
+    pub fn from_ledger(error: &LedgerError, user_path: &str) -> Self {
+        match error {
+            LedgerError::QuotaExceeded { needed, free } => Self::new(
+                ErrorKind::QuotaExceeded {
+                    needed: *needed,
+                    free: *free,
+                },
+                format!(
+                    "{user_path}: quota exceeded: needs {}, {} free",
+                    format_size(*needed),
+                    format_size(*free)
+                ),
+            ),
+            LedgerError::TooManyEntries { limit } => Self::new(
+                ErrorKind::QuotaExceeded { needed: 0, free: 0 },
+                format!("{user_path}: too many files and directories (limit {limit})"),
+            ),
+            LedgerError::Busy => Self::new(
+                ErrorKind::Busy,
+                format!("{user_path}: another upload to this file is in progress"),
+            ),
+            LedgerError::LeaseLost => Self::new(
+                ErrorKind::Busy,
+                format!("{user_path}: the upload was taken over"),
+            ),
+            error => {
+                tracing::error!(%error, "quota ledger");
+                Self::new(
+                    ErrorKind::Internal,
+                    "server error: user database unavailable",
+                )
+            }
+        }
     }
 
     /// The wire form.

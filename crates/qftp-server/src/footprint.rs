@@ -89,6 +89,24 @@ impl std::ops::AddAssign for Footprint {
     }
 }
 
+impl From<qftp_store::Footprint> for Footprint {
+    fn from(footprint: qftp_store::Footprint) -> Footprint {
+        Footprint {
+            bytes: footprint.bytes,
+            entries: footprint.entries,
+        }
+    }
+}
+
+impl From<Footprint> for qftp_store::Footprint {
+    fn from(footprint: Footprint) -> qftp_store::Footprint {
+        qftp_store::Footprint {
+            bytes: footprint.bytes,
+            entries: footprint.entries,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

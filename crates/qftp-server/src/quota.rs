@@ -44,18 +44,20 @@
 //! ledger, measured afresh.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use qftp_proto::path::RemotePath;
 use qftp_proto::size::format_size;
 use qftp_proto::{ErrorKind, Usage};
+use qftp_store::{Change, LeaseId, LedgerError, LedgerUsage, StoreError};
 use tokio::sync::{Notify, watch};
 
 use crate::error::{RequestError, RequestResult};
 use crate::footprint::Footprint;
 use crate::limits::Refusal;
-use crate::userdb::{UserDb, UserRecord};
+use crate::userdb::{DbError, UserDb, UserRecord};
 
 /// How old the cached `used` and quota may be before a check reads them
 /// from the database again.
@@ -87,9 +89,63 @@ struct Ledger {
     reserved: u64,
     /// Whether the home was measured since this server started.
     measured: bool,
-    /// Paths with an upload in flight, each with the switch that asks that
-    /// upload to give way.
-    busy: HashMap<RemotePath, watch::Sender<bool>>,
+    /// Paths with an upload in flight, each with its holding.
+    busy: HashMap<RemotePath, Holding>,
+}
+
+/// The reservation an upload in flight holds on its path.
+#[derive(Debug)]
+struct Holding {
+    /// The switch that asks the upload to give way.
+    give_way: watch::Sender<bool>,
+    /// Which holding this is: a later upload of the path gets another.
+    lease: LeaseId,
+    /// Bytes it reserves.
+    bytes: u64,
+}
+
+impl Holding {
+    /// A new holding of `bytes`, with a lease no other holding in this
+    /// process has had.
+    fn new(bytes: u64) -> (Holding, watch::Receiver<bool>) {
+        static NEXT_LEASE: AtomicU64 = AtomicU64::new(1);
+        let (give_way, asked) = watch::channel(false);
+        let lease = LeaseId(u128::from(NEXT_LEASE.fetch_add(1, Ordering::Relaxed)));
+        (
+            Holding {
+                give_way,
+                lease,
+                bytes,
+            },
+            asked,
+        )
+    }
+}
+
+/// Why a change does not fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shortfall {
+    /// The bytes pass the quota: `needed` asked, `free` left.
+    Bytes {
+        /// Bytes asked for.
+        needed: u64,
+        /// Bytes still free.
+        free: u64,
+    },
+    /// The entries pass the entry limit.
+    Entries {
+        /// The entry limit.
+        limit: u64,
+    },
+}
+
+impl From<Shortfall> for LedgerError {
+    fn from(shortfall: Shortfall) -> LedgerError {
+        match shortfall {
+            Shortfall::Bytes { needed, free } => LedgerError::QuotaExceeded { needed, free },
+            Shortfall::Entries { limit } => LedgerError::TooManyEntries { limit },
+        }
+    }
 }
 
 /// The ledger of one user account, shared by all their connections.
@@ -150,6 +206,20 @@ impl QuotaBook {
             .get(user)
             .cloned()
     }
+
+    /// The ledger of the account named `user`: the one open in this
+    /// process, else that of the account the database holds. It may read
+    /// the database: call it on the blocking pool.
+    pub fn named(&self, user: &str) -> Result<Arc<UserQuota>, DbError> {
+        if let Some(existing) = self.existing(user) {
+            return Ok(existing);
+        }
+        let record = self
+            .db
+            .user(user)?
+            .ok_or_else(|| DbError::NoSuchUser(user.to_owned()))?;
+        Ok(self.user(&record))
+    }
 }
 
 /// What a namespace change did, told to the ledger as it happens.
@@ -202,6 +272,31 @@ impl Tally {
     /// what is on disk, promised and already added in this change. `what`
     /// names the path for the message.
     pub fn check(&self, more: Footprint, what: &str) -> RequestResult<()> {
+        match self.shortfall(more) {
+            None => Ok(()),
+            Some(Shortfall::Bytes { needed, free }) => Err(quota_exceeded(what, needed, free)),
+            Some(Shortfall::Entries { limit }) => {
+                let value = limit.to_string();
+                Err(Refusal {
+                    setting: "limits.max_entries_per_user",
+                    value: &value,
+                    who: &self.user,
+                }
+                .refuse_as(
+                    ErrorKind::QuotaExceeded {
+                        needed: more.bytes,
+                        free: 0,
+                    },
+                    format!("{what}: too many files and directories"),
+                ))
+            }
+        }
+    }
+
+    /// What keeps `more` from fitting in the quota and the entry limit next
+    /// to what is on disk, promised and already added in this change, or
+    /// `None` when it fits.
+    pub fn shortfall(&self, more: Footprint) -> Option<Shortfall> {
         if let Some(quota) = self.quota {
             let committed = self
                 .used
@@ -210,7 +305,10 @@ impl Tally {
                 .saturating_sub(self.removed.bytes);
             if committed.saturating_add(more.bytes) > quota {
                 let free = quota.saturating_sub(committed);
-                return Err(quota_exceeded(what, more.bytes, free));
+                return Some(Shortfall::Bytes {
+                    needed: more.bytes,
+                    free,
+                });
             }
         }
         let entries = self
@@ -218,21 +316,11 @@ impl Tally {
             .saturating_add(self.added.entries)
             .saturating_sub(self.removed.entries);
         if entries.saturating_add(more.entries) > self.max_entries {
-            let value = self.max_entries.to_string();
-            return Err(Refusal {
-                setting: "limits.max_entries_per_user",
-                value: &value,
-                who: &self.user,
-            }
-            .refuse_as(
-                ErrorKind::QuotaExceeded {
-                    needed: more.bytes,
-                    free: 0,
-                },
-                format!("{what}: too many files and directories"),
-            ));
+            return Some(Shortfall::Entries {
+                limit: self.max_entries,
+            });
         }
-        Ok(())
+        None
     }
 
     /// Records that `footprint` now exists on disk.
@@ -259,11 +347,11 @@ fn quota_exceeded(what: &str, needed: u64, free: u64) -> RequestError {
 
 impl Ledger {
     /// `used` and the quota, from the cache if fresh, else from the database.
-    fn figures(&mut self, db: &UserDb, user: &str) -> RequestResult<Figures> {
+    fn figures(&mut self, db: &UserDb, user: &str) -> Result<Figures, DbError> {
         match self.figures {
             Some(figures) if figures.read_at.elapsed() < FIGURES_RECHECK => Ok(figures),
             _ => {
-                let (used, quota) = db.usage(user).map_err(internal)?;
+                let (used, quota) = db.usage(user)?;
                 let figures = Figures {
                     used,
                     quota,
@@ -283,7 +371,7 @@ impl Ledger {
         user: &str,
         added: Footprint,
         removed: Footprint,
-    ) -> RequestResult<()> {
+    ) -> Result<(), DbError> {
         self.entries = self
             .entries
             .saturating_add(added.entries)
@@ -293,7 +381,7 @@ impl Ledger {
             return Ok(());
         }
         let delta = i64::try_from(delta).unwrap_or(if delta > 0 { i64::MAX } else { i64::MIN });
-        let used = db.add_used(user, delta).map_err(internal)?;
+        let used = db.add_used(user, delta)?;
         if let Some(figures) = self.figures.as_mut() {
             figures.used = used;
         }
@@ -321,10 +409,11 @@ impl UserQuota {
     ) -> RequestResult<()> {
         let mut ledger = self.ledger.lock().expect("quota lock");
         if !ledger.measured {
-            self.adopt(&mut ledger, measure)?;
+            let footprint = measure().map_err(internal)?;
+            self.adopt(&mut ledger, footprint).map_err(internal)?;
         }
         ledger.figures = None;
-        ledger.figures(&self.db, &self.user)?;
+        ledger.figures(&self.db, &self.user).map_err(internal)?;
         Ok(())
     }
 
@@ -337,7 +426,7 @@ impl UserQuota {
     /// The user's figures right now.
     pub fn usage(&self) -> RequestResult<Usage> {
         let mut ledger = self.ledger.lock().expect("quota lock");
-        let figures = ledger.figures(&self.db, &self.user)?;
+        let figures = ledger.figures(&self.db, &self.user).map_err(internal)?;
         Ok(Usage {
             used: figures.used,
             reserved: ledger.reserved,
@@ -351,7 +440,7 @@ impl UserQuota {
     }
 
     /// A fresh tally of the ledger as it stands (the lock held by the caller).
-    fn tally(&self, ledger: &mut Ledger) -> RequestResult<Tally> {
+    fn tally(&self, ledger: &mut Ledger) -> Result<Tally, DbError> {
         let figures = ledger.figures(&self.db, &self.user)?;
         Ok(Tally {
             used: figures.used,
@@ -372,34 +461,18 @@ impl UserQuota {
     /// `work` fails halfway, so it never keeps charging for what is gone.
     pub fn change<T>(&self, work: impl FnOnce(&mut Tally) -> RequestResult<T>) -> RequestResult<T> {
         let mut ledger = self.ledger.lock().expect("quota lock");
-        let mut tally = self.tally(&mut ledger)?;
+        let mut tally = self.tally(&mut ledger).map_err(internal)?;
         let result = work(&mut tally);
-        ledger.apply(&self.db, &self.user, tally.added, tally.removed)?;
+        ledger
+            .apply(&self.db, &self.user, tally.added, tally.removed)
+            .map_err(internal)?;
         result
     }
 
-    /// Sets `used` and the entry count to what `measure` finds on disk (for
-    /// example after a recursive removal that failed halfway), under the
-    /// user's lock so nothing slips in between.
-    pub fn recount(
-        &self,
-        measure: impl FnOnce() -> std::io::Result<Footprint>,
-    ) -> RequestResult<()> {
-        let mut ledger = self.ledger.lock().expect("quota lock");
-        self.adopt(&mut ledger, measure)
-    }
-
-    /// Makes what `measure` finds on disk the ledger's figures (the lock
+    /// Makes `footprint`, what is on disk, the ledger's figures (the lock
     /// held by the caller): `used` in the database, the entry count here.
-    fn adopt(
-        &self,
-        ledger: &mut Ledger,
-        measure: impl FnOnce() -> std::io::Result<Footprint>,
-    ) -> RequestResult<()> {
-        let footprint = measure().map_err(internal)?;
-        self.db
-            .set_used(&self.user, footprint.bytes)
-            .map_err(internal)?;
+    fn adopt(&self, ledger: &mut Ledger, footprint: Footprint) -> Result<(), DbError> {
+        self.db.set_used(&self.user, footprint.bytes)?;
         ledger.entries = footprint.entries;
         ledger.measured = true;
         ledger.figures = None;
@@ -413,7 +486,9 @@ impl UserQuota {
     /// alive until the idle timeout; its rerun must not wait that long. The
     /// newer upload of the same user to the same path wins, and the older
     /// one ends with an error, leaving its partial file for the newer one.
-    pub async fn take_over(&self, path: &RemotePath, patience: Duration) {
+    /// Returns whether the path is free (`false`: the upload in flight did
+    /// not end within `patience`).
+    pub async fn take_over(&self, path: &RemotePath, patience: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + patience;
         loop {
             let released = self.released.notified();
@@ -422,12 +497,12 @@ impl UserQuota {
             {
                 let ledger = self.ledger.lock().expect("quota lock");
                 match ledger.busy.get(path) {
-                    None => return,
-                    Some(give_way) => give_way.send_replace(true),
+                    None => return true,
+                    Some(holding) => holding.give_way.send_replace(true),
                 };
             }
             if tokio::time::timeout_at(deadline, released).await.is_err() {
-                return;
+                return !self.is_busy(path);
             }
         }
     }
@@ -472,7 +547,7 @@ impl UserQuota {
             _ => 0,
         };
         let growth = size - kept;
-        let mut tally = self.tally(&mut ledger)?;
+        let mut tally = self.tally(&mut ledger).map_err(internal)?;
         // Emptying an old partial frees its bytes before the growth counts.
         let emptied = existing.unwrap_or(0) - kept;
         tally.remove(Footprint {
@@ -501,10 +576,12 @@ impl UserQuota {
             .open(kept)
             .map_err(|error| RequestError::from_io(&error, &shown))?;
         tally.add(created);
-        ledger.apply(&self.db, &self.user, tally.added, tally.removed)?;
+        ledger
+            .apply(&self.db, &self.user, tally.added, tally.removed)
+            .map_err(internal)?;
         ledger.reserved = reserved;
-        let (give_way_sender, give_way) = watch::channel(false);
-        ledger.busy.insert(path.clone(), give_way_sender);
+        let (holding, give_way) = Holding::new(growth);
+        ledger.busy.insert(path.clone(), holding);
         Ok((
             opened,
             Reservation {
@@ -567,7 +644,7 @@ impl UserQuota {
             },
         };
         if let Err(error) = ledger.apply(&self.db, &self.user, added, removed) {
-            tracing::error!(user = %self.user, error = %error.message, "cannot charge an upload's end");
+            tracing::error!(user = %self.user, %error, "cannot charge an upload's end");
             ledger.measured = false;
         }
     }
@@ -632,10 +709,163 @@ impl UserQuota {
         if ledger.measured
             && let Err(error) = ledger.apply(&self.db, &self.user, Footprint::ZERO, removed)
         {
-            tracing::error!(user = %self.user, error = %error.message, "cannot charge a sweep");
+            tracing::error!(user = %self.user, %error, "cannot charge a sweep");
             ledger.measured = false;
         }
         count
+    }
+}
+
+/// Reservations whose partial file the caller keeps (the
+/// [`qftp_store::QuotaLedger`] of [`crate::embedded::ledger`]): the caller
+/// tells the ledger what an upload's end did, and each step runs under the
+/// user's lock beside the reservations above. Every one of these may write
+/// the user database: call them on the blocking pool.
+impl UserQuota {
+    /// The user's figures as the ledger trait reports them.
+    pub fn figures(&self) -> Result<LedgerUsage, LedgerError> {
+        let mut ledger = self.ledger.lock().expect("quota lock");
+        self.report(&mut ledger)
+    }
+
+    /// The figures, with the lock held by the caller.
+    fn report(&self, ledger: &mut Ledger) -> Result<LedgerUsage, LedgerError> {
+        let figures = ledger
+            .figures(&self.db, &self.user)
+            .map_err(ledger_failure)?;
+        Ok(LedgerUsage {
+            used: qftp_store::Footprint {
+                bytes: figures.used,
+                entries: ledger.entries,
+            },
+            reserved: ledger.reserved,
+            quota: figures.quota,
+            measured: ledger.measured,
+        })
+    }
+
+    /// Reserves `bytes` for an upload of `path`, which will make one entry:
+    /// [`LedgerError::Busy`] while another upload holds `path`, a refusal
+    /// unless the bytes and the entry fit beside what is used and reserved.
+    pub fn hold(&self, path: &RemotePath, bytes: u64) -> Result<LeaseId, LedgerError> {
+        let mut ledger = self.ledger.lock().expect("quota lock");
+        if ledger.busy.contains_key(path) {
+            return Err(LedgerError::Busy);
+        }
+        let tally = self.tally(&mut ledger).map_err(ledger_failure)?;
+        if let Some(shortfall) = tally.shortfall(Footprint { bytes, entries: 1 }) {
+            return Err(shortfall.into());
+        }
+        let reserved = ledger
+            .reserved
+            .checked_add(bytes)
+            .ok_or(LedgerError::QuotaExceeded {
+                needed: bytes,
+                free: 0,
+            })?;
+        ledger.reserved = reserved;
+        let (holding, _) = Holding::new(bytes);
+        let lease = holding.lease;
+        ledger.busy.insert(path.clone(), holding);
+        Ok(lease)
+    }
+
+    /// Whether `lease` still holds `path`.
+    pub fn holds(&self, path: &RemotePath, lease: LeaseId) -> bool {
+        let ledger = self.ledger.lock().expect("quota lock");
+        ledger
+            .busy
+            .get(path)
+            .is_some_and(|holding| holding.lease == lease)
+    }
+
+    /// Ends the holding `lease` of `path` and applies `change` to `used`
+    /// and the entry count; [`LedgerError::LeaseLost`] (nothing applied)
+    /// unless `lease` holds `path`. Wakes the uploads waiting to take over.
+    pub fn end_hold(
+        &self,
+        path: &RemotePath,
+        lease: LeaseId,
+        change: Change,
+    ) -> Result<LedgerUsage, LedgerError> {
+        let mut ledger = self.ledger.lock().expect("quota lock");
+        let holding = match ledger.busy.remove(path) {
+            Some(holding) if holding.lease == lease => holding,
+            Some(other) => {
+                ledger.busy.insert(path.clone(), other);
+                return Err(LedgerError::LeaseLost);
+            }
+            None => return Err(LedgerError::LeaseLost),
+        };
+        ledger.reserved = ledger.reserved.saturating_sub(holding.bytes);
+        let applied = ledger.apply(
+            &self.db,
+            &self.user,
+            change.added.into(),
+            change.removed.into(),
+        );
+        let result = match applied {
+            Ok(()) => self.report(&mut ledger),
+            Err(error) => {
+                // The reservation is gone either way; what it left on disk
+                // is counted at the next measurement.
+                ledger.measured = false;
+                Err(ledger_failure(error))
+            }
+        };
+        drop(ledger);
+        drop(holding);
+        self.released.notify_waiters();
+        result
+    }
+
+    /// A feed that turns `true` once a newer upload of `path` asks the
+    /// holding `lease` to give way, already `true` if `lease` no longer
+    /// holds `path`.
+    pub fn give_way(&self, path: &RemotePath, lease: LeaseId) -> watch::Receiver<bool> {
+        let ledger = self.ledger.lock().expect("quota lock");
+        match ledger.busy.get(path) {
+            Some(holding) if holding.lease == lease => holding.give_way.subscribe(),
+            _ => watch::channel(true).1,
+        }
+    }
+
+    /// Applies `change`, a namespace change outside an upload, refusing it
+    /// (nothing applied) if what it adds beyond what it removes does not
+    /// fit beside what is used and reserved.
+    pub fn adjust(&self, change: Change) -> Result<LedgerUsage, LedgerError> {
+        let (added, removed) = (
+            Footprint::from(change.added),
+            Footprint::from(change.removed),
+        );
+        let growth = added.saturating_sub(removed);
+        let mut ledger = self.ledger.lock().expect("quota lock");
+        let tally = self.tally(&mut ledger).map_err(ledger_failure)?;
+        if growth != Footprint::ZERO
+            && let Some(shortfall) = tally.shortfall(growth)
+        {
+            return Err(shortfall.into());
+        }
+        ledger
+            .apply(&self.db, &self.user, added, removed)
+            .map_err(ledger_failure)?;
+        self.report(&mut ledger)
+    }
+
+    /// Makes `measured`, what the home holds now, the ledger's figures and
+    /// marks the account measured; reservations in flight stay.
+    pub fn recount_to(&self, measured: Footprint) -> Result<LedgerUsage, LedgerError> {
+        let mut ledger = self.ledger.lock().expect("quota lock");
+        self.adopt(&mut ledger, measured).map_err(ledger_failure)?;
+        self.report(&mut ledger)
+    }
+}
+
+/// The ledger trait's error for a database error.
+pub(crate) fn ledger_failure(error: DbError) -> LedgerError {
+    match error {
+        DbError::NoSuchUser(name) => LedgerError::Store(StoreError::UnknownUser(name)),
+        error => LedgerError::Store(StoreError::Unavailable(error.to_string())),
     }
 }
 

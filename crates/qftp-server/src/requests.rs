@@ -11,8 +11,6 @@
 //! [`crate::connection`]'s), and its file-system work is the jail's, run on
 //! the blocking pool through [`Context`].
 
-use std::sync::Arc;
-
 use qftp_proto::{EntryInfo, ErrorKind, Request, Response, Usage};
 
 use crate::audit::{self, Audited};
@@ -170,11 +168,37 @@ async fn logout(context: &Context) -> HandlerResult {
     Ok(Some(Response::Ok))
 }
 
-/// The user's figures, read on the blocking pool (a stale cache reads the
-/// database).
+/// The user's figures, from the quota ledger.
 async fn usage(context: &Context) -> RequestResult<Usage> {
-    let quota = Arc::clone(&context.session.quota);
-    off_runtime(move || quota.usage()).await
+    let usage = context
+        .state
+        .ledger
+        .usage(&context.session.user)
+        .await
+        .map_err(|error| RequestError::from_ledger(&error, "/"))?;
+    Ok(Usage {
+        used: usage.used.bytes,
+        reserved: usage.reserved,
+        quota: usage.quota,
+    })
+}
+
+/// Sets the user's figures to what their home holds now, measured on the
+/// blocking pool and handed to the quota ledger.
+async fn recount(context: &Context) -> RequestResult<()> {
+    let measured = context
+        .blocking(|jail| {
+            jail.disk_usage()
+                .map_err(|error| RequestError::from_io(&error, "/"))
+        })
+        .await?;
+    context
+        .state
+        .ledger
+        .recount(&context.session.user, measured.into())
+        .await
+        .map_err(|error| RequestError::from_ledger(&error, "/"))?;
+    Ok(())
 }
 
 async fn who_am_i(context: &Context) -> HandlerResult {
@@ -281,11 +305,7 @@ async fn remove(context: &Context, path: &str, recursive: bool) -> HandlerResult
         if recursive {
             // Part of the tree may be gone already; count what is left
             // rather than keep charging for what was removed.
-            let quota = Arc::clone(&context.session.quota);
-            let recount = context
-                .blocking(move |jail| quota.recount(|| jail.disk_usage()))
-                .await;
-            if let Err(recount_error) = recount {
+            if let Err(recount_error) = recount(context).await {
                 tracing::warn!(user = %context.session.user, error = %recount_error.message, "quota recount failed");
             }
         }

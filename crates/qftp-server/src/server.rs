@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use crate::certs::CertError;
 use crate::config::{ServerConfig, ServerRoot};
 use crate::connection::close_code;
-use crate::embedded::{EmbeddedAccounts, EmbeddedThrottle};
+use crate::embedded::{EmbeddedAccounts, EmbeddedLedger, EmbeddedThrottle};
 use crate::live::ServerClose;
 use crate::lock::{LockError, RootLock};
 use crate::quota::QuotaBook;
@@ -144,12 +144,13 @@ impl Server {
             max_entries: config.limits.max_entries_per_user,
             entry_cost: config.limits.entry_cost().map_err(ServerError::Setting)?,
         };
-        let quotas = QuotaBook::new(Arc::clone(&db), ledger_limits);
+        let quotas = Arc::new(QuotaBook::new(Arc::clone(&db), ledger_limits));
         let accounts = Arc::new(EmbeddedAccounts::new(db));
         let stores = Stores {
             users: Arc::clone(&accounts) as Arc<dyn qftp_store::UserStore>,
             sessions: accounts,
             throttle: Arc::new(EmbeddedThrottle::new(config.login.clone())),
+            ledger: Arc::new(EmbeddedLedger::new(Arc::clone(&quotas))),
         };
         let state = Arc::new(ServerState::new(root, config, stores, quotas, limits));
         Ok(Self {

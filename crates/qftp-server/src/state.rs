@@ -1,6 +1,7 @@
 //! What every connection of one server shares: the configuration, the
-//! stores ([`Stores`]: users, sessions, the login throttle, each behind its
-//! `qftp-store` trait), the quota ledgers, the login gate, and the counts behind the
+//! stores ([`Stores`]: users, sessions, the login throttle and the quota
+//! ledger, each behind its `qftp-store` trait), the quota book the uploads
+//! and namespace changes still reach directly, the login gate, and the counts behind the
 //! connection limits (per user, and per address before login).
 //!
 //! This module serves no connection and binds no socket: that is
@@ -11,7 +12,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use qftp_store::{LoginThrottle, RevocationFeed, SessionStore, UserStore};
+use qftp_store::{LoginThrottle, QuotaLedger, RevocationFeed, SessionStore, UserStore};
 use qftp_transport::durable::FlushGroups;
 use qftp_transport::tuning::TransportLimits;
 use tokio::sync::Semaphore;
@@ -37,10 +38,14 @@ pub struct ServerState {
     pub sessions: Arc<dyn SessionStore>,
     /// The failed-login counts (also held by `login_guard`).
     pub throttle: Arc<dyn LoginThrottle>,
+    /// The quota ledger: usage, recounts and the sweep's charges.
+    pub ledger: Arc<dyn QuotaLedger>,
     /// The gate in front of every login: throttle, then password check.
     pub login_guard: LoginGuard,
-    /// Per-user upload reservations.
-    pub quotas: QuotaBook,
+    /// The quota book behind the embedded ledger, which uploads and
+    /// namespace changes still use directly (their file-system step runs
+    /// inside the user's lock).
+    pub quotas: Arc<QuotaBook>,
     /// Per-user counts of open uploads (`limits.max_open_uploads_per_user`).
     pub open_uploads: OpenUploads,
     /// Flushes to disk shared among uploads finishing at the same time.
@@ -67,6 +72,8 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     /// The failed-login counts.
     pub throttle: Arc<dyn LoginThrottle>,
+    /// What each user has on disk and what uploads in flight reserve.
+    pub ledger: Arc<dyn QuotaLedger>,
 }
 
 /// Counts one connection of an address that has not logged in yet, until
@@ -118,7 +125,7 @@ impl ServerState {
         root: ServerRoot,
         config: ServerConfig,
         stores: Stores,
-        quotas: QuotaBook,
+        quotas: Arc<QuotaBook>,
         transport: TransportLimits,
     ) -> Self {
         Self {
@@ -127,6 +134,7 @@ impl ServerState {
             users: stores.users,
             sessions: stores.sessions,
             throttle: stores.throttle,
+            ledger: stores.ledger,
             connections: Arc::new(Semaphore::new(config.max_connections)),
             live: Arc::new(LiveConnections::default()),
             per_user: Mutex::new(HashMap::new()),

@@ -3,13 +3,18 @@
 //! upload is using, taken off their user's ledger.
 //!
 //! This module decides nothing about what a partial file is or when it is
-//! old (that is [`crate::partials`]'s) and charges through the user's
-//! ledger ([`crate::quota::UserQuota::sweep`]) like every other change.
+//! old (that is [`crate::partials`]'s). Partials of the staging directory
+//! are removed and charged in one step of the user's ledger
+//! ([`crate::quota::UserQuota::sweep`], which knows the uploads in flight);
+//! what the sweep of the old layout frees is charged through the quota
+//! ledger's [`qftp_store::QuotaLedger::adjust`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::RequestError;
+use qftp_store::Change;
+
+use crate::footprint::Footprint;
 use crate::partials::Staging;
 use crate::state::ServerState;
 
@@ -41,35 +46,53 @@ async fn sweep_all(state: &Arc<ServerState>, max_age: Duration) {
             return;
         }
     };
-    let swept_state = Arc::clone(state);
-    let _ = tokio::task::spawn_blocking(move || sweep_users(&swept_state, users, max_age)).await;
-}
-
-/// Sweeps the partial uploads of `users`, on a blocking thread.
-fn sweep_users(state: &ServerState, users: Vec<crate::userdb::UserRecord>, max_age: Duration) {
     let cutoff = crate::partials::cutoff(max_age);
     for user in users {
-        match sweep_user(state, &user, cutoff) {
-            Ok(0) => {}
-            Ok(removed) => {
-                tracing::info!(user = %user.name, removed, "removed abandoned partial uploads")
+        let swept_state = Arc::clone(state);
+        let record = user.clone();
+        let swept =
+            tokio::task::spawn_blocking(move || sweep_user(&swept_state, &record, cutoff)).await;
+        let (removed, freed) = match swept {
+            Ok(Ok(swept)) => swept,
+            Ok(Err(error)) => {
+                tracing::warn!(user = %user.name, %error, "partial sweep failed");
+                continue;
             }
-            Err(error) => tracing::warn!(user = %user.name, %error, "partial sweep failed"),
+            Err(error) => {
+                tracing::warn!(user = %user.name, %error, "partial sweep task failed");
+                continue;
+            }
+        };
+        if freed != Footprint::ZERO {
+            let change = Change {
+                added: qftp_store::Footprint::ZERO,
+                removed: freed.into(),
+            };
+            if let Err(error) = state.ledger.adjust(&user.name, change).await {
+                tracing::warn!(user = %user.name, %error, "cannot charge the partial sweep");
+            }
+        }
+        if removed > 0 {
+            tracing::info!(user = %user.name, removed, "removed abandoned partial uploads");
         }
     }
 }
 
 /// Removes `user`'s partial uploads that nothing touched since `cutoff`
-/// and no upload is using, and takes them off the user's ledger.
+/// and no upload is using, on a blocking thread. Those of the staging
+/// directory are taken off the user's ledger at once; returns how many
+/// went and what those of the old layout freed, which the caller charges.
 fn sweep_user(
     state: &ServerState,
     user: &crate::userdb::UserRecord,
     cutoff: std::time::SystemTime,
-) -> std::io::Result<usize> {
+) -> std::io::Result<(usize, Footprint)> {
     let home = state.root.home_of(&state.config, user);
     let home = match cap_std::fs::Dir::open_ambient_dir(&home, cap_std::ambient_authority()) {
         Ok(home) => home,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((0, Footprint::ZERO));
+        }
         Err(error) => return Err(error),
     };
     let quota = state.quotas.user(user);
@@ -80,13 +103,7 @@ fn sweep_user(
             partial.changed_before(cutoff)
         });
     }
-    let legacy = quota
-        .change(|tally| {
-            let freed = crate::partials::sweep_legacy(&home, cutoff)
-                .map_err(|error| RequestError::from_io(&error, "/"))?;
-            tally.remove(freed);
-            Ok(freed.entries)
-        })
-        .map_err(|error| std::io::Error::other(error.message))?;
-    Ok(removed + legacy as usize)
+    let freed = crate::partials::sweep_legacy(&home, cutoff)?;
+    let legacy = usize::try_from(freed.entries).unwrap_or(usize::MAX);
+    Ok((removed.saturating_add(legacy), freed))
 }
