@@ -140,9 +140,28 @@ impl PgStore {
         reservation: &Reservation,
         change: Change,
     ) -> Result<LedgerUsage, LedgerError> {
-        let (bytes, entries) = deltas(change)?;
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(ledger_unavailable)?;
+        let usage = self.settle_in(&*transaction, reservation, change).await?;
+        transaction.commit().await.map_err(ledger_unavailable)?;
+        self.forget_reservation(reservation);
+        Ok(usage)
+    }
+
+    /// Ends `reservation` and applies `change` as [`QuotaLedger::commit`]
+    /// and [`QuotaLedger::release`] do, inside the caller's `transaction`
+    /// on this store's database, so that a change of the caller's own
+    /// tables (a file made visible) commits with its charge or not at all.
+    /// [`LedgerError::LeaseLost`] (the caller rolls back) if the lease is
+    /// not live. After the commit the caller calls
+    /// [`PgStore::forget_reservation`].
+    pub async fn settle_in(
+        &self,
+        transaction: &impl GenericClient,
+        reservation: &Reservation,
+        change: Change,
+    ) -> Result<LedgerUsage, LedgerError> {
+        let (bytes, entries) = deltas(change)?;
         let ended = transaction
             .query_opt(
                 "DELETE FROM reservations
@@ -172,9 +191,92 @@ impl PgStore {
             )
             .await
             .map_err(ledger_unavailable)?;
-        transaction.commit().await.map_err(ledger_unavailable)?;
-        self.feeds.forget(reservation.lease.0);
         self.usage_of(&row)
+    }
+
+    /// Renews `reservation` as [`QuotaLedger::renew`] does, through the
+    /// caller's `client` (a transaction that records the partial's growth
+    /// in the caller's own tables with it).
+    pub async fn renew_in(
+        &self,
+        client: &impl GenericClient,
+        reservation: &Reservation,
+        held: u64,
+        lease: Duration,
+    ) -> Result<Reservation, LedgerError> {
+        let held = to_bigint(held)?;
+        let row = client
+            .query_opt(
+                "UPDATE reservations SET held = $4, expires = now() + make_interval(secs => $5)
+                  WHERE user_name = $1 AND path = $2 AND lease = $3 AND expires > now()
+                 RETURNING expires",
+                &[
+                    &reservation.key.user,
+                    &reservation.key.path,
+                    &lease_bytes(reservation.lease),
+                    &held,
+                    &seconds(lease),
+                ],
+            )
+            .await
+            .map_err(ledger_unavailable)?;
+        let Some(row) = row else {
+            self.feeds.forget(reservation.lease.0);
+            return Err(LedgerError::LeaseLost);
+        };
+        Ok(Reservation {
+            expires: row.get(0),
+            ..reservation.clone()
+        })
+    }
+
+    /// Stops the give-way feed of `reservation`, once it ended through
+    /// [`PgStore::settle_in`].
+    pub fn forget_reservation(&self, reservation: &Reservation) {
+        self.feeds.forget(reservation.lease.0);
+    }
+
+    /// Applies `change` as [`QuotaLedger::adjust`] does, through the
+    /// caller's `client` (a transaction that changes the caller's own
+    /// tables with it).
+    pub async fn adjust_in(
+        &self,
+        client: &impl GenericClient,
+        user: &str,
+        change: Change,
+    ) -> Result<LedgerUsage, LedgerError> {
+        let (bytes, entries) = deltas(change)?;
+        let entry_limit = self.options.entry_limit.map(to_bigint).transpose()?;
+        // A change that frees is always applied; one that grows must fit.
+        let row = client
+            .query_opt(
+                &format!(
+                    "UPDATE users SET used_bytes = greatest(used_bytes + $2::bigint, 0),
+                        used_entries = greatest(used_entries + $3::bigint, 0)
+                      WHERE name = $1
+                        AND ($2::bigint <= 0 OR used_bytes + reserved + $2::bigint
+                             <= coalesce(quota, 9223372036854775807))
+                        AND ($3::bigint <= 0 OR $4::bigint IS NULL
+                             OR used_entries + $3::bigint <= $4::bigint)
+                     RETURNING {FIGURES}"
+                ),
+                &[&user, &bytes, &entries, &entry_limit],
+            )
+            .await
+            .map_err(ledger_unavailable)?;
+        if let Some(row) = row {
+            return self.usage_of(&row);
+        }
+        let usage = self.usage_through(client, user).await?;
+        match self.options.entry_limit {
+            Some(limit) if entries > 0 && usage.used.entries + entries.unsigned_abs() > limit => {
+                Err(LedgerError::TooManyEntries { limit })
+            }
+            _ => Err(LedgerError::QuotaExceeded {
+                needed: bytes.unsigned_abs(),
+                free: usage.free().unwrap_or(u64::MAX),
+            }),
+        }
     }
 
     /// One look of a take-over: releases `key`'s reservation if its lease
@@ -292,31 +394,8 @@ impl QuotaLedger for PgStore {
         lease: Duration,
     ) -> BoxFuture<'a, Result<Reservation, LedgerError>> {
         Box::pin(async move {
-            let held = to_bigint(held)?;
             let client = self.client().await?;
-            let row = client
-                .query_opt(
-                    "UPDATE reservations SET held = $4, expires = now() + make_interval(secs => $5)
-                      WHERE user_name = $1 AND path = $2 AND lease = $3 AND expires > now()
-                     RETURNING expires",
-                    &[
-                        &reservation.key.user,
-                        &reservation.key.path,
-                        &lease_bytes(reservation.lease),
-                        &held,
-                        &seconds(lease),
-                    ],
-                )
-                .await
-                .map_err(ledger_unavailable)?;
-            let Some(row) = row else {
-                self.feeds.forget(reservation.lease.0);
-                return Err(LedgerError::LeaseLost);
-            };
-            Ok(Reservation {
-                expires: row.get(0),
-                ..reservation.clone()
-            })
+            self.renew_in(&**client, reservation, held, lease).await
         })
     }
 
@@ -368,41 +447,8 @@ impl QuotaLedger for PgStore {
         change: Change,
     ) -> BoxFuture<'a, Result<LedgerUsage, LedgerError>> {
         Box::pin(async move {
-            let (bytes, entries) = deltas(change)?;
-            let entry_limit = self.options.entry_limit.map(to_bigint).transpose()?;
             let client = self.client().await?;
-            // A change that frees is always applied; one that grows must fit.
-            let row = client
-                .query_opt(
-                    &format!(
-                        "UPDATE users SET used_bytes = greatest(used_bytes + $2::bigint, 0),
-                            used_entries = greatest(used_entries + $3::bigint, 0)
-                          WHERE name = $1
-                            AND ($2::bigint <= 0 OR used_bytes + reserved + $2::bigint
-                                 <= coalesce(quota, 9223372036854775807))
-                            AND ($3::bigint <= 0 OR $4::bigint IS NULL
-                                 OR used_entries + $3::bigint <= $4::bigint)
-                         RETURNING {FIGURES}"
-                    ),
-                    &[&user, &bytes, &entries, &entry_limit],
-                )
-                .await
-                .map_err(ledger_unavailable)?;
-            if let Some(row) = row {
-                return self.usage_of(&row);
-            }
-            let usage = self.usage_through(&**client, user).await?;
-            match self.options.entry_limit {
-                Some(limit)
-                    if entries > 0 && usage.used.entries + entries.unsigned_abs() > limit =>
-                {
-                    Err(LedgerError::TooManyEntries { limit })
-                }
-                _ => Err(LedgerError::QuotaExceeded {
-                    needed: bytes.unsigned_abs(),
-                    free: usage.free().unwrap_or(u64::MAX),
-                }),
-            }
+            self.adjust_in(&**client, user, change).await
         })
     }
 

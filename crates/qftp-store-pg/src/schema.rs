@@ -57,35 +57,49 @@ CREATE TABLE login_origins (
 
 /// Brings the database to the newest schema; returns the version it has.
 pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<usize, StoreError> {
+    migrate_with(client, "schema_migrations", MIGRATION_LOCK, MIGRATIONS).await
+}
+
+/// Applies `migrations` (version 1 first) not yet recorded in the table
+/// `table`, in one transaction under the advisory lock `lock`; returns the
+/// version the database has. Other stores keeping tables in the same
+/// database (a file namespace beside the users) version theirs with this,
+/// each with a table and a lock of its own.
+pub async fn migrate_with(
+    client: &mut tokio_postgres::Client,
+    table: &str,
+    lock: i64,
+    migrations: &[&str],
+) -> Result<usize, StoreError> {
     let transaction = client.transaction().await.map_err(unavailable)?;
     transaction
-        .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&lock])
         .await
         .map_err(unavailable)?;
     transaction
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
+        .batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {table} (
                 version integer PRIMARY KEY,
-                applied timestamptz NOT NULL DEFAULT now())",
-        )
+                applied timestamptz NOT NULL DEFAULT now())"
+        ))
         .await
         .map_err(unavailable)?;
     let row = transaction
         .query_one(
-            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &format!("SELECT coalesce(max(version), 0) FROM {table}"),
             &[],
         )
         .await
         .map_err(unavailable)?;
     let current = usize::try_from(row.get::<_, i32>(0))
         .map_err(|_| StoreError::Corrupt("negative schema version".to_owned()))?;
-    if current > MIGRATIONS.len() {
+    if current > migrations.len() {
         return Err(StoreError::Corrupt(format!(
-            "the database's schema is version {current}, newer than this program's {}",
-            MIGRATIONS.len()
+            "the database's schema ({table}) is version {current}, newer than this program's {}",
+            migrations.len()
         )));
     }
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(current) {
+    for (index, migration) in migrations.iter().enumerate().skip(current) {
         transaction
             .batch_execute(migration)
             .await
@@ -93,12 +107,12 @@ pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<usize, Store
         let version = i32::try_from(index + 1).expect("few migrations");
         transaction
             .execute(
-                "INSERT INTO schema_migrations (version) VALUES ($1)",
+                &format!("INSERT INTO {table} (version) VALUES ($1)"),
                 &[&version],
             )
             .await
             .map_err(unavailable)?;
     }
     transaction.commit().await.map_err(unavailable)?;
-    Ok(MIGRATIONS.len())
+    Ok(migrations.len())
 }

@@ -60,8 +60,10 @@ impl PgStore {
         })
     }
 
-    /// A connection from the pool.
-    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+    /// A connection from the pool, also for stores that keep tables of
+    /// their own in the same database and change them in one transaction
+    /// with the ledger ([`PgStore::settle_in`], [`PgStore::adjust_in`]).
+    pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(unavailable)
     }
 }
