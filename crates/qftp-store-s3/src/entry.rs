@@ -103,6 +103,23 @@ pub(crate) async fn lookup(
     Ok(row.map(|row| Entry::from_row(&row, 0)))
 }
 
+/// Deletes the row of `path` (not what lies beneath a directory), in the
+/// caller's transaction.
+pub(crate) async fn delete_entry(
+    client: &impl GenericClient,
+    user: &str,
+    path: &RemotePath,
+) -> Result<(), FileError> {
+    client
+        .execute(
+            "DELETE FROM file_entries WHERE user_name = $1 AND path = $2",
+            &[&user, &key(path)],
+        )
+        .await
+        .map_err(|error| storage(path, error))?;
+    Ok(())
+}
+
 /// Refuses unless `directory` is the home or a directory of it, locking
 /// its row against removal for the caller's transaction (`FOR SHARE`).
 pub(crate) async fn require_directory(

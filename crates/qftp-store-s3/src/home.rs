@@ -19,7 +19,9 @@ use qftp_store::{
 use tokio_postgres::GenericClient;
 
 use crate::bucket::ObjectKind;
-use crate::entry::{COLUMNS, DIRECTORY, Entry, FILE, SYMLINK, key, lookup, require_directory};
+use crate::entry::{
+    COLUMNS, DIRECTORY, Entry, FILE, SYMLINK, delete_entry, key, lookup, require_directory,
+};
 use crate::error::{from_ledger, refused, storage};
 use crate::pages::{Pages, Scope};
 use crate::shared::Shared;
@@ -230,13 +232,7 @@ impl S3Home {
                 blobs.extend(inner.blob);
             }
         }
-        transaction
-            .execute(
-                "DELETE FROM file_entries WHERE user_name = $1 AND path = $2",
-                &[&self.user, &key(path)],
-            )
-            .await
-            .map_err(|error| storage(path, error))?;
+        delete_entry(&*transaction, &self.user, path).await?;
         self.shared
             .ledger
             .adjust_in(
@@ -296,13 +292,7 @@ impl S3Home {
                     "a rename never replaces a directory",
                 ));
             }
-            transaction
-                .execute(
-                    "DELETE FROM file_entries WHERE user_name = $1 AND path = $2",
-                    &[&self.user, &key(to)],
-                )
-                .await
-                .map_err(|error| storage(to, error))?;
+            delete_entry(&*transaction, &self.user, to).await?;
             self.shared
                 .ledger
                 .adjust_in(

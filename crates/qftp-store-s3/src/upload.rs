@@ -37,7 +37,7 @@ use qftp_store::{
 use tokio::sync::watch;
 
 use crate::bucket::{ObjectKind, new_blob_id};
-use crate::entry::{DIRECTORY, FILE, key, lookup, require_directory};
+use crate::entry::{DIRECTORY, FILE, delete_entry, key, lookup, require_directory};
 use crate::error::{from_ledger, refused, storage};
 use crate::shared::Shared;
 use crate::tree::{PART_SIZE, PartHash, chaining_value, root_hash};
@@ -812,13 +812,7 @@ impl Upload {
                 return Err(refused(ErrorKind::IsADirectory, path, "is a directory"));
             }
             removed += replaced.footprint(self.shared.options.entry_cost);
-            transaction
-                .execute(
-                    "DELETE FROM file_entries WHERE user_name = $1 AND path = $2",
-                    &[&self.user, &key(path)],
-                )
-                .await
-                .map_err(|error| storage(path, error))?;
+            delete_entry(&*transaction, &self.user, path).await?;
         }
         match self
             .shared
