@@ -5,14 +5,7 @@ use qftp_store::{LedgerError, StoreError};
 /// A database or pool failure as [`StoreError::Unavailable`], its cause
 /// chain in the message.
 pub(crate) fn unavailable(error: impl std::error::Error) -> StoreError {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    StoreError::Unavailable(message)
+    StoreError::Unavailable(qftp_store::error::cause_chain(&error))
 }
 
 /// A database or pool failure as a ledger error.

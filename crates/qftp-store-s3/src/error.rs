@@ -3,25 +3,14 @@
 
 use qftp_proto::ErrorKind;
 use qftp_proto::path::RemotePath;
+use qftp_store::error::cause_chain;
 use qftp_store::{FileError, LedgerError};
-
-/// `error` and its causes, one line.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
 
 /// A failure of the database or the object store while working on `path`.
 pub(crate) fn storage(path: &RemotePath, error: impl std::error::Error + 'static) -> FileError {
     FileError::Storage {
         path: path.to_string(),
-        reason: chain(&error),
+        reason: cause_chain(&error),
     }
 }
 

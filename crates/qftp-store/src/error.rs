@@ -4,7 +4,8 @@
 //! [`LedgerError`] for the quota ledger (which adds the refusals a
 //! reservation can meet), [`FileError`] for the file stores (whose refusals
 //! carry the protocol's [`ErrorKind`], so the server answers a client with
-//! exactly what the store said).
+//! exactly what the store said). [`cause_chain`] puts an underlying
+//! failure and its causes on one line for their messages.
 
 use qftp_proto::ErrorKind;
 
@@ -118,4 +119,18 @@ impl FileError {
             FileError::Storage { .. } => ErrorKind::Internal,
         }
     }
+}
+
+/// `error` and its causes, one line (`outer: inner: root`): how an
+/// implementation's database or network failure becomes the message of
+/// [`StoreError::Unavailable`] and the like.
+pub fn cause_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }
