@@ -35,19 +35,33 @@ struct Running {
     points: Vec<Point>,
 }
 
-/// Runs one round of `contest` with `bytes` per flow, each flow stopped at
-/// `limit`.
-#[allow(clippy::too_many_arguments)]
+/// What every flow of one round runs with.
+#[derive(Debug, Clone, Copy)]
+pub struct Arena<'a> {
+    pub settings: &'a Settings<'a>,
+    pub server: &'a BenchServer,
+    /// Two clients, each with a session (and so a connection) of its own.
+    pub clients: &'a [BenchClient; 2],
+    /// The scenario's name, for the log files.
+    pub name: &'a str,
+    pub round: u32,
+    /// When each flow is stopped.
+    pub limit: Duration,
+}
+
+/// Runs one round of `contest` in `arena` with `bytes` per flow.
 pub fn contest_round(
-    settings: &Settings<'_>,
-    server: &BenchServer,
-    clients: &[BenchClient; 2],
+    arena: Arena<'_>,
     contest: Contest,
-    name: &str,
-    round: u32,
     bytes: u64,
-    limit: Duration,
 ) -> anyhow::Result<ContestRound> {
+    let Arena {
+        settings,
+        name,
+        round,
+        limit,
+        ..
+    } = arena;
     let contenders = contest.contenders();
     let sink = if contenders.contains(&Contender::Cubic) {
         Some(Sink::start(settings, &format!("{name}-round-{round}"))?)
@@ -58,30 +72,12 @@ pub fn contest_round(
     let mut running: Vec<Running> = Vec::new();
     let deadline = started + contest.stagger() + limit;
     let outcome = (|| -> anyhow::Result<()> {
-        running.push(start(
-            settings,
-            server,
-            clients,
-            contenders[0],
-            name,
-            round,
-            0,
-            limit,
-        )?);
+        running.push(start(arena, contenders[0], 0)?);
         loop {
             process::check_interrupted()?;
             let now = Instant::now();
             if running.len() == 1 && now >= started + contest.stagger() {
-                running.push(start(
-                    settings,
-                    server,
-                    clients,
-                    contenders[1],
-                    name,
-                    round,
-                    1,
-                    limit,
-                )?);
+                running.push(start(arena, contenders[1], 1)?);
             }
             for flow in &mut running {
                 observe(flow, bytes);
@@ -120,17 +116,15 @@ pub fn contest_round(
 }
 
 /// Starts `contender` as flow `index` of the round.
-#[allow(clippy::too_many_arguments)]
-fn start(
-    settings: &Settings<'_>,
-    server: &BenchServer,
-    clients: &[BenchClient; 2],
-    contender: Contender,
-    name: &str,
-    round: u32,
-    index: usize,
-    limit: Duration,
-) -> anyhow::Result<Running> {
+fn start(arena: Arena<'_>, contender: Contender, index: usize) -> anyhow::Result<Running> {
+    let Arena {
+        settings,
+        server,
+        clients,
+        name,
+        round,
+        limit,
+    } = arena;
     let log = settings
         .logs
         .join(format!("{name}-round-{round}-flow-{index}.log"));

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use super::contest::{ARENA, Contender, Contest};
-use super::contest_runs::contest_round;
+use super::contest_runs::{Arena, contest_round};
 use super::impairer::Impairer;
 use super::impairment::{Bottleneck, Impairment};
 use super::namespaces::{CLIENT_NS, Link, SERVER_IP, SERVER_NS};
@@ -294,16 +294,15 @@ fn measure_all(
             let mut impairer = Impairer::start(settings, Impairment::Bottleneck(ARENA), seed)?;
             for round in 1..=settings.rounds {
                 eprintln!("  {name}: round {round} of {}", settings.rounds);
-                let result = contest_round(
+                let arena = Arena {
                     settings,
-                    &server,
-                    &clients,
-                    *contest,
+                    server: &server,
+                    clients: &clients,
                     name,
                     round,
-                    DataSet::Link.bytes(),
-                    CLEAN_LIMIT,
-                )?;
+                    limit: CLEAN_LIMIT,
+                };
+                let result = contest_round(arena, *contest, DataSet::Link.bytes())?;
                 report.rounds.push(result);
             }
             report.notes.extend(impairer.finish());
