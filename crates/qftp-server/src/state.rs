@@ -11,25 +11,26 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use qftp_store::{LoginThrottle, RevocationFeed, SessionStore, UserStore};
-use qftp_transport::durable::FlushGroups;
-use qftp_transport::tuning::TransportLimits;
-use tokio::sync::Semaphore;
-
 use crate::auth::LoginGuard;
-use crate::config::{ServerConfig, ServerRoot};
+use crate::config::{LoginLimits, ServerConfig, ServerRoot};
+use crate::connection_limit::ConnectionLimit;
 use crate::error::RequestError;
 use crate::limits::Refusal;
 use crate::live::LiveConnections;
 use crate::open_uploads::OpenUploads;
 use crate::quota::QuotaBook;
+use qftp_store::{LoginThrottle, RevocationFeed, SessionStore, UserStore};
+use qftp_transport::durable::FlushGroups;
+use qftp_transport::tuning::TransportLimits;
 
 /// What all connections share.
 #[derive(Debug)]
 pub struct ServerState {
     /// The server root's layout.
     pub root: ServerRoot,
-    /// The loaded configuration.
+    /// The configuration loaded at start. A reload ([`crate::reload`])
+    /// changes the live settings elsewhere: `max_connections` in
+    /// [`Self::connections`], `[login]` in [`Self::login_limits`].
     pub config: ServerConfig,
     /// The accounts.
     pub users: Arc<dyn UserStore>,
@@ -51,7 +52,8 @@ pub struct ServerState {
     /// The transport limits a connection gets once it has logged in.
     pub transport: TransportLimits,
     /// The connections that may be open at once (`max_connections`).
-    pub connections: Arc<Semaphore>,
+    pub connections: ConnectionLimit,
+    login: Mutex<LoginLimits>,
     /// The connections live now, and the drain on shutdown.
     pub live: Arc<LiveConnections>,
     per_user: Mutex<HashMap<String, usize>>,
@@ -127,7 +129,8 @@ impl ServerState {
             users: stores.users,
             sessions: stores.sessions,
             throttle: stores.throttle,
-            connections: Arc::new(Semaphore::new(config.max_connections)),
+            connections: ConnectionLimit::new(config.max_connections),
+            login: Mutex::new(config.login.clone()),
             live: Arc::new(LiveConnections::default()),
             per_user: Mutex::new(HashMap::new()),
             quotas,
@@ -138,6 +141,22 @@ impl ServerState {
             root,
             config,
         }
+    }
+
+    /// The `[login]` settings in force (the last reload's, else the start's).
+    pub fn login_limits(&self) -> LoginLimits {
+        self.login
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the `[login]` settings in force (see [`crate::reload`]).
+    pub fn set_login_limits(&self, limits: LoginLimits) {
+        *self
+            .login
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = limits;
     }
 
     /// Registers a connection of `user`, or `None` when they are at their limit.
