@@ -20,6 +20,7 @@ mod protocol;
 mod quota;
 mod relay;
 mod service;
+mod service_reload;
 mod support;
 mod sync;
 mod transfers;

@@ -117,7 +117,7 @@ impl ServerRoot {
 }
 
 /// The settings in `config.toml`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// The UDP address to listen on.
@@ -163,7 +163,7 @@ pub struct ServerConfig {
 }
 
 /// How log lines are written (`log_format`, `--log-format`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -188,7 +188,7 @@ impl std::str::FromStr for LogFormat {
 /// The `[limits]` table: what one user or one connection may hold at once,
 /// so that no user can exhaust the server for the others. Each refusal
 /// names its setting (see [`crate::limits`]).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ResourceLimits {
     /// Seconds a new connection may take from its handshake to a successful
@@ -250,7 +250,7 @@ impl ResourceLimits {
 
 /// The `[login]` table: how failed logins, by password or by session
 /// token, are slowed down and refused (see [`crate::auth::LoginGuard`]).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LoginLimits {
     /// The first failure delays the reply this many milliseconds.

@@ -325,7 +325,7 @@ fn refused_login(state: &ServerState, remote: SocketAddr, error: LoginError) -> 
             tracing::debug!(%remote, who, "login refused: too many failures");
             let retry_after_secs = retry_after.as_secs().max(1);
             bound.refuse(
-                &state.config.login,
+                &state.login_limits(),
                 &who,
                 ErrorKind::TooManyAttempts { retry_after_secs },
                 format!("too many failed logins; try again in {retry_after_secs} s"),

@@ -28,6 +28,8 @@
 //! * [`state`]: what all connections of a server share.
 //! * [`server`]: the listener: TLS, the accept loop, shutdown.
 //! * [`connection`]: one connection: hello, login stage, request loop, data streams.
+//! * [`connection_limit`]: `max_connections`, a bound a reload may change.
+//! * [`reload`]: reloading `config.toml` on SIGHUP: what changes live, what waits for a restart.
 //! * `session`: the logged-in user, and the context each request runs with.
 //! * `requests`: what each request of a logged-in connection does.
 //! * [`transfer`]: uploads (with the atomic commit) and downloads.
@@ -39,6 +41,7 @@ pub mod auth;
 pub mod certs;
 pub mod config;
 pub mod connection;
+pub mod connection_limit;
 pub mod embedded;
 pub mod error;
 pub mod footprint;
@@ -50,6 +53,7 @@ pub mod lock;
 pub mod open_uploads;
 pub mod partials;
 pub mod quota;
+pub mod reload;
 mod requests;
 pub mod server;
 mod session;

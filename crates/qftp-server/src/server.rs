@@ -1,7 +1,7 @@
 //! The QUIC listener: TLS setup, the global connection limit, the accept
 //! loop, the periodic sweep and the drain on a signal (a second signal
-//! stops at once). [`run`] serves
-//! only while it holds the root's lock ([`crate::lock`]).
+//! stops at once); SIGHUP reloads the configuration ([`crate::reload`]).
+//! [`run`] serves only while it holds the root's lock ([`crate::lock`]).
 //!
 //! Connections are accepted in the login stage (no data streams, a small
 //! receive window; see [`qftp_transport::tuning::login_stage_config`]) and
@@ -26,6 +26,7 @@ use crate::embedded::{EmbeddedAccounts, EmbeddedLedger, EmbeddedThrottle};
 use crate::live::ServerClose;
 use crate::lock::{LockError, RootLock};
 use crate::quota::QuotaBook;
+use crate::reload::Reloader;
 use crate::state::{ServerState, Stores};
 use crate::userdb::{DbError, UserDb};
 
@@ -89,6 +90,7 @@ pub enum ServerError {
 pub struct Server {
     endpoint: quinn::Endpoint,
     state: Arc<ServerState>,
+    reloader: Arc<Reloader>,
     fingerprint: Fingerprint,
     network_config: Arc<quinn::ServerConfig>,
     loopback_config: Arc<quinn::ServerConfig>,
@@ -146,16 +148,21 @@ impl Server {
         };
         let quotas = Arc::new(QuotaBook::new(Arc::clone(&db), ledger_limits));
         let accounts = Arc::new(EmbeddedAccounts::new(db));
+        let throttle = Arc::new(EmbeddedThrottle::new(config.login.clone()));
         let stores = Stores {
             users: Arc::clone(&accounts) as Arc<dyn qftp_store::UserStore>,
             sessions: accounts,
-            throttle: Arc::new(EmbeddedThrottle::new(config.login.clone())),
+            throttle: Arc::clone(&throttle) as Arc<dyn qftp_store::LoginThrottle>,
             ledger: Arc::new(EmbeddedLedger::new(Arc::clone(&quotas))),
         };
         let state = Arc::new(ServerState::new(root, config, stores, quotas, limits));
+        let reloader = Arc::new(Reloader::new(Arc::clone(&state), move |login| {
+            throttle.set_limits(login);
+        }));
         Ok(Self {
             endpoint,
             state,
+            reloader,
             fingerprint,
             network_config,
             loopback_config,
@@ -175,6 +182,11 @@ impl Server {
     /// The shared state (for tests and embedding).
     pub fn state(&self) -> &Arc<ServerState> {
         &self.state
+    }
+
+    /// What reloads the configuration into this server.
+    pub fn reloader(&self) -> &Arc<Reloader> {
+        &self.reloader
     }
 
     /// Serves connections until `shutdown` completes, then drains (see
@@ -248,7 +260,7 @@ impl Server {
 
     /// Serves one incoming connection, or refuses it when the server is full.
     fn admit(&self, incoming: quinn::Incoming) {
-        let Ok(permit) = Arc::clone(&self.state.connections).try_acquire_owned() else {
+        let Some(permit) = self.state.connections.try_admit() else {
             tracing::warn!(remote = %incoming.remote_address(), "connection refused: server full");
             incoming.refuse();
             return;
@@ -293,8 +305,10 @@ pub async fn run(
         Arc::clone(&server.state.live),
     ));
     let admin_path = server.state.root.admin_socket();
-    // Before the `listening on` line: a signal from then on drains.
+    // Before the `listening on` line: a signal from then on drains, or
+    // reloads.
     let signals = count_stop_signals();
+    let reloads = reload_on_hangup(Arc::clone(server.reloader()));
     let address = server.local_addr()?;
     let mut stdout = std::io::stdout().lock();
     writeln!(
@@ -309,6 +323,7 @@ pub async fn run(
         .run_draining(signalled(signals.clone(), 1), signalled(signals, 2))
         .await;
     admin.abort();
+    reloads.abort();
     let _ = std::fs::remove_file(&admin_path);
     tracing::info!("stopped");
     Ok(())
@@ -362,6 +377,31 @@ fn count_stop_signals() -> watch::Receiver<u32> {
         }
     });
     received
+}
+
+/// Reloads the configuration at each SIGHUP (elsewhere than on Unix,
+/// never), on the blocking pool since a reload reads files.
+fn reload_on_hangup(reloader: Arc<Reloader>) -> tokio::task::JoinHandle<()> {
+    #[cfg(unix)]
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        match hangup {
+            Ok(mut hangup) => {
+                while hangup.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    let reloader = Arc::clone(&reloader);
+                    if let Err(error) = tokio::task::spawn_blocking(move || reloader.reload()).await
+                    {
+                        tracing::error!(%error, "the reload failed");
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot catch SIGHUP: no reloads"),
+        }
+        #[cfg(not(unix))]
+        let _ = reloader;
+    })
 }
 
 /// Completes once `signals` has counted `at_least` signals.

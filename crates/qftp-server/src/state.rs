@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex};
 use qftp_store::{LoginThrottle, QuotaLedger, RevocationFeed, SessionStore, UserStore};
 use qftp_transport::durable::FlushGroups;
 use qftp_transport::tuning::TransportLimits;
-use tokio::sync::Semaphore;
 
 use crate::auth::LoginGuard;
-use crate::config::{ServerConfig, ServerRoot};
+use crate::config::{LoginLimits, ServerConfig, ServerRoot};
+use crate::connection_limit::ConnectionLimit;
 use crate::error::RequestError;
 use crate::limits::Refusal;
 use crate::live::LiveConnections;
@@ -30,7 +30,9 @@ use crate::quota::QuotaBook;
 pub struct ServerState {
     /// The server root's layout.
     pub root: ServerRoot,
-    /// The loaded configuration.
+    /// The configuration loaded at start. A reload ([`crate::reload`])
+    /// changes the live settings elsewhere: `max_connections` in
+    /// [`Self::connections`], `[login]` in [`Self::login_limits`].
     pub config: ServerConfig,
     /// The accounts.
     pub users: Arc<dyn UserStore>,
@@ -56,7 +58,8 @@ pub struct ServerState {
     /// The transport limits a connection gets once it has logged in.
     pub transport: TransportLimits,
     /// The connections that may be open at once (`max_connections`).
-    pub connections: Arc<Semaphore>,
+    pub connections: ConnectionLimit,
+    login: Mutex<LoginLimits>,
     /// The connections live now, and the drain on shutdown.
     pub live: Arc<LiveConnections>,
     per_user: Mutex<HashMap<String, usize>>,
@@ -135,7 +138,8 @@ impl ServerState {
             sessions: stores.sessions,
             throttle: stores.throttle,
             ledger: stores.ledger,
-            connections: Arc::new(Semaphore::new(config.max_connections)),
+            connections: ConnectionLimit::new(config.max_connections),
+            login: Mutex::new(config.login.clone()),
             live: Arc::new(LiveConnections::default()),
             per_user: Mutex::new(HashMap::new()),
             quotas,
@@ -146,6 +150,22 @@ impl ServerState {
             root,
             config,
         }
+    }
+
+    /// The `[login]` settings in force (the last reload's, else the start's).
+    pub fn login_limits(&self) -> LoginLimits {
+        self.login
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the `[login]` settings in force (see [`crate::reload`]).
+    pub fn set_login_limits(&self, limits: LoginLimits) {
+        *self
+            .login
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = limits;
     }
 
     /// Registers a connection of `user`, or `None` when they are at their limit.

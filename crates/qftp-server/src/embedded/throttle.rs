@@ -288,7 +288,8 @@ struct Records {
 /// connections.
 #[derive(Debug)]
 pub struct EmbeddedThrottle {
-    limits: LoginLimits,
+    /// The bounds and delays in force; a reload may replace them.
+    limits: Mutex<LoginLimits>,
     records: Mutex<Records>,
 }
 
@@ -296,7 +297,7 @@ impl EmbeddedThrottle {
     /// A throttle enforcing the bounds and delays of `limits`.
     pub fn new(limits: LoginLimits) -> Self {
         Self {
-            limits,
+            limits: Mutex::new(limits),
             records: Mutex::new(Records {
                 by_pair: FailureLog::new(MAX_TRACKED),
                 by_address: FailureLog::new(MAX_TRACKED),
@@ -309,10 +310,24 @@ impl EmbeddedThrottle {
         }
     }
 
+    /// Enforces `limits` from the next attempt on. The failures counted so
+    /// far and the blocks in force stay; a block ends when it was set to.
+    pub fn set_limits(&self, limits: LoginLimits) {
+        *self.limits.lock().unwrap_or_else(PoisonError::into_inner) = limits;
+    }
+
+    /// The bounds and delays in force now.
+    fn limits(&self) -> LoginLimits {
+        self.limits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// The block that refuses `target` from `address` now, if any.
     fn blocked(&self, address: IpAddr, target: &Target) -> Option<Blocked> {
         let now = Instant::now();
-        let memory = Duration::from_secs(self.limits.known_address_secs);
+        let memory = Duration::from_secs(self.limits().known_address_secs);
         let mut records = self.lock();
         if let Some(retry_after) = records.blocked_addresses.remaining(&address, now) {
             return Some(Blocked {
@@ -349,8 +364,9 @@ impl EmbeddedThrottle {
     /// returns how long to delay the reply.
     fn failed(&self, address: IpAddr, target: Target) -> Duration {
         let now = Instant::now();
-        let window = Duration::from_secs(self.limits.window_secs);
-        let until = now + Duration::from_secs(self.limits.block_secs);
+        let limits = self.limits();
+        let window = Duration::from_secs(limits.window_secs);
+        let until = now + Duration::from_secs(limits.block_secs);
         let mut records = self.lock();
         let pair_failures = records
             .by_pair
@@ -361,26 +377,26 @@ impl EmbeddedThrottle {
             Target::Invalid | Target::Token => 0,
         };
         let mut reached = Vec::new();
-        if user_failures >= self.limits.max_failures_per_user
+        if user_failures >= limits.max_failures_per_user
             && let Target::User(name) = &target
         {
             records.blocked_users.block(name.clone(), until, now);
             reached.push((Bound::User, name.clone()));
         }
-        if address_failures >= self.limits.max_failures_per_address {
+        if address_failures >= limits.max_failures_per_address {
             records.blocked_addresses.block(address, until, now);
             reached.push((Bound::Address, address.to_string()));
         }
-        if pair_failures >= self.limits.max_failures {
+        if pair_failures >= limits.max_failures {
             reached.push((Bound::Pair, target.who_from(address)));
             records.blocked_pairs.block((target, address), until, now);
         }
         drop(records);
         for (bound, who) in reached {
-            bound.warn(&self.limits, &who);
+            bound.warn(&limits, &who);
         }
         failure_delay(
-            &self.limits,
+            &limits,
             pair_failures.max(address_failures).max(user_failures),
         )
     }
@@ -389,7 +405,7 @@ impl EmbeddedThrottle {
     /// else) and remembers the address as one `user` logs in from.
     fn succeeded(&self, address: IpAddr, target: &Target, user: &str) {
         let now = Instant::now();
-        let memory = Duration::from_secs(self.limits.known_address_secs);
+        let memory = Duration::from_secs(self.limits().known_address_secs);
         let mut records = self.lock();
         records.by_pair.clear(&(target.clone(), address));
         records.known.remember(user, address, now, memory);
