@@ -1,6 +1,6 @@
 //! What every connection of one server shares: the configuration, the
 //! stores ([`Stores`]: users, sessions, the login throttle, each behind its
-//! `qftp-store` trait), the quota ledgers, the login gate, and the counts behind the
+//! `qftp-store` trait), the quota ledgers, the login gate, the metrics, and the counts behind the
 //! connection limits (per user, and per address before login).
 //!
 //! This module serves no connection and binds no socket: that is
@@ -21,6 +21,7 @@ use crate::config::{ServerConfig, ServerRoot};
 use crate::error::RequestError;
 use crate::limits::Refusal;
 use crate::live::LiveConnections;
+use crate::metrics::Metrics;
 use crate::open_uploads::OpenUploads;
 use crate::quota::QuotaBook;
 
@@ -54,6 +55,8 @@ pub struct ServerState {
     pub connections: Arc<Semaphore>,
     /// The connections live now, and the drain on shutdown.
     pub live: Arc<LiveConnections>,
+    /// The exported series (see [`crate::metrics`]).
+    pub metrics: Arc<Metrics>,
     per_user: Mutex<HashMap<String, usize>>,
     unauthenticated: Mutex<HashMap<IpAddr, usize>>,
 }
@@ -129,6 +132,7 @@ impl ServerState {
             throttle: stores.throttle,
             connections: Arc::new(Semaphore::new(config.max_connections)),
             live: Arc::new(LiveConnections::default()),
+            metrics: Arc::new(Metrics::new()),
             per_user: Mutex::new(HashMap::new()),
             quotas,
             open_uploads: OpenUploads::new(config.limits.max_open_uploads_per_user),
