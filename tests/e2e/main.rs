@@ -13,6 +13,7 @@ mod hostile_server;
 mod integrity;
 mod jail;
 mod load;
+mod man;
 mod metrics;
 mod migration;
 mod navigation;
