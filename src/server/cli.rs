@@ -9,12 +9,26 @@ use clap_complete::Shell;
 use qftp_proto::size::Quota;
 use qftp_server::config::LogFormat;
 
+const EXAMPLE: &str =
+    "Example:\n  qftp-server init && qftp-server user add alice && qftp-server serve";
+
+/// The EXIT STATUS section of the long help (and so of the man pages):
+/// what `main` returns, and what a shell reports for a kill by Ctrl-C.
+pub const EXIT_STATUS_HELP: &str = "\
+EXIT STATUS:
+  0    success; serve: stopped by SIGTERM or Ctrl-C, after the drain
+  1    error (the message says what failed)
+  2    usage error (bad arguments)
+  130  interrupted by Ctrl-C at a password prompt or before serve listens
+       (killed by SIGINT, as the shell reports it)";
+
 /// A multi-user file transfer server over QUIC.
 #[derive(Debug, Parser)]
 #[command(
     name = "qftp-server",
     version,
-    after_help = "Example:\n  qftp-server init && qftp-server user add alice && qftp-server serve"
+    after_help = EXAMPLE,
+    after_long_help = format!("{EXAMPLE}\n\n{EXIT_STATUS_HELP}")
 )]
 pub(crate) struct Cli {
     /// Server root directory, holding config.toml, certs/, users.db and the homes

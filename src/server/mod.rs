@@ -14,7 +14,14 @@ mod password;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
+
+pub use cli::EXIT_STATUS_HELP;
+
+/// The command table of `qftp-server` (for its manual pages).
+pub fn command() -> clap::Command {
+    cli::Cli::command()
+}
 
 /// Runs `qftp-server` with the process's arguments: success, or the error
 /// for the caller to print as one line.

@@ -13,6 +13,8 @@ mod hostile_server;
 mod integrity;
 mod jail;
 mod load;
+mod man;
+mod metrics;
 mod migration;
 mod navigation;
 mod network;

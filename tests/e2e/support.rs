@@ -54,6 +54,8 @@ pub struct TestServer {
     stderr_file: Option<PathBuf>,
     pub address: SocketAddr,
     pub fingerprint: String,
+    /// The address of the metrics listener, when `metrics_listen` is set.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl TestServer {
@@ -112,6 +114,7 @@ impl TestServer {
             stderr_file: stderr_file.map(Path::to_owned),
             address: "127.0.0.1:0".parse().expect("address"),
             fingerprint: String::new(),
+            metrics: None,
         };
         server.serve("127.0.0.1:0");
         server
@@ -192,6 +195,15 @@ impl TestServer {
             .find(|word| word.starts_with("SHA256:"))
             .expect("fingerprint on the listening line")
             .to_owned();
+        self.metrics = match words.next() {
+            Some("metrics") => Some(
+                words
+                    .next()
+                    .and_then(|word| word.parse().ok())
+                    .expect("the metrics address on the listening line"),
+            ),
+            _ => None,
+        };
         self.child = Some(child);
     }
 

@@ -8,6 +8,8 @@
 //! lines never carry a password or a token. An administrator keeps only
 //! these with `RUST_LOG=qftp_server::audit=info`.
 //!
+//! The same end feeds the operation's figures to [`crate::metrics`].
+//!
 //! This module decides nothing about the operations; their handlers tell
 //! it when one starts and how it ended.
 
@@ -17,6 +19,7 @@ use std::time::Instant;
 use qftp_proto::Request;
 
 use crate::error::RequestError;
+use crate::metrics::LoginMethod;
 use crate::session::Context;
 
 /// An operation on its way to its audit line.
@@ -61,7 +64,12 @@ impl Audited {
         context.live.add_bytes(bytes);
         let user = context.session.user.as_str();
         let remote = context.connection.remote_address();
-        let duration_ms = self.started.elapsed().as_millis() as u64;
+        let elapsed = self.started.elapsed();
+        context
+            .state
+            .metrics
+            .operation_finished(self.operation, bytes, elapsed, outcome.is_ok());
+        let duration_ms = elapsed.as_millis() as u64;
         let (operation, path, to) = (self.operation, self.path.as_str(), self.to.as_deref());
         let (result, error) = match outcome {
             Ok(()) => ("ok".to_owned(), None),
@@ -80,15 +88,6 @@ impl Audited {
             "audit"
         );
     }
-}
-
-/// How a user proved who they are.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum LoginMethod {
-    /// A user name and password.
-    Password,
-    /// A saved session token.
-    Token,
 }
 
 /// The line for a successful login.

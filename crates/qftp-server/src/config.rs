@@ -160,6 +160,9 @@ pub struct ServerConfig {
     /// The file log lines are appended to; empty means standard error. A
     /// relative path is taken from the root.
     pub log_file: PathBuf,
+    /// The TCP address of the HTTP listener serving `/metrics` and
+    /// `/healthz`, such as `127.0.0.1:9464`; empty means none.
+    pub metrics_listen: String,
 }
 
 /// How log lines are written (`log_format`, `--log-format`).
@@ -304,6 +307,7 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 30,
             log_format: LogFormat::Text,
             log_file: PathBuf::new(),
+            metrics_listen: String::new(),
         }
     }
 }
@@ -381,6 +385,17 @@ impl ServerConfig {
         (!self.log_file.as_os_str().is_empty()).then(|| root.path().join(&self.log_file))
     }
 
+    /// [`Self::metrics_listen`] as an address, or `None` when empty.
+    pub fn metrics_listen(&self) -> Result<Option<SocketAddr>, String> {
+        let text = self.metrics_listen.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|_| {
+            format!("metrics_listen must be an address and port such as \"127.0.0.1:9464\", not {text:?}")
+        })
+    }
+
     /// [`Self::partial_max_age_secs`] as a duration.
     pub fn partial_max_age(&self) -> Duration {
         Duration::from_secs(self.partial_max_age_secs)
@@ -393,6 +408,7 @@ impl ServerConfig {
             return Err(error.to_string());
         }
         self.receive_window()?;
+        self.metrics_listen()?;
         self.limits.entry_cost()?;
         if self.max_frame_size == 0 || self.max_frame_size > qftp_proto::HARD_MAX_FRAME {
             return Err(format!(
@@ -522,6 +538,13 @@ pub const CONFIG_TEMPLATE: &str = r#"# qftp-server configuration.
 # File the log is appended to; empty means standard error (the journal, under
 # systemd). A relative path is taken from the server root; --log-file overrides it.
 # log_file = ""
+
+# TCP address of an HTTP listener for Prometheus: GET /metrics answers the
+# server's metrics (connections, logins, transfers, bytes, quota refusals, QUIC
+# path figures) and GET /healthz answers 200 while the server accepts
+# connections, 503 while it drains. Empty means no listener; keep it on a local
+# or private address, e.g. "127.0.0.1:9464".
+# metrics_listen = ""
 
 [login]
 # Failed logins, by password or by session token, are counted three ways
@@ -742,6 +765,8 @@ mod tests {
             "receive_window = \"lots\"",
             "receive_window = \"512KiB\"",
             "receive_window = \"2GiB\"",
+            "metrics_listen = \"localhost\"",
+            "metrics_listen = \"127.0.0.1\"",
         ] {
             let (_dir, root) = write_config(text);
             let error = ServerConfig::load(&root).unwrap_err();
@@ -752,6 +777,17 @@ mod tests {
             );
             assert!(!message.contains('\n'), "{text:?} gave {message:?}");
         }
+    }
+
+    #[test]
+    fn metrics_listen_is_off_by_default_and_parsed() {
+        assert_eq!(ServerConfig::default().metrics_listen(), Ok(None));
+        let (_dir, root) = write_config("metrics_listen = \"127.0.0.1:9464\"");
+        let config = ServerConfig::load(&root).unwrap();
+        assert_eq!(
+            config.metrics_listen(),
+            Ok(Some("127.0.0.1:9464".parse().unwrap()))
+        );
     }
 
     #[test]

@@ -33,11 +33,12 @@ use qftp_transport::framed::{self, FramedError};
 use qftp_transport::tuning::{self, PathProfile};
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::audit::{self, LoginMethod};
+use crate::audit;
 use crate::auth::{LoginBound, LoginError, new_session_token, token_hash};
 use crate::error::{RequestError, RequestResult};
 use crate::limits::Refusal;
 use crate::live::Registration;
+use crate::metrics::{LoginMethod, LoginResult};
 use crate::requests::dispatch;
 use crate::session::{Context, Session, off_runtime};
 use crate::state::{ServerState, UnauthenticatedGuard};
@@ -105,6 +106,11 @@ pub async fn handle(
         }
     };
     let registration = state.live.register(&connection);
+    let _counted = state.metrics.connection_opened();
+    tokio::spawn(crate::metrics::watch_path(
+        Arc::clone(&state.metrics),
+        connection.clone(),
+    ));
     match serve(
         state,
         connection.clone(),
@@ -314,8 +320,24 @@ async fn authenticate(
     }
 }
 
-/// The client's error for an attempt the login guard refused unchecked.
-fn refused_login(state: &ServerState, remote: SocketAddr, error: LoginError) -> RequestError {
+/// The client's error for an attempt by `method` that the login guard
+/// refused unchecked (or could not check), counted as blocked (or failed).
+fn refused_login(
+    state: &ServerState,
+    remote: SocketAddr,
+    error: LoginError,
+    method: LoginMethod,
+) -> RequestError {
+    let result = match error {
+        LoginError::Blocked { .. } => LoginResult::Blocked,
+        _ => LoginResult::Failed,
+    };
+    state.metrics.login(method, result);
+    login_refusal(state, remote, error)
+}
+
+/// The client's error for a login the guard refused.
+fn login_refusal(state: &ServerState, remote: SocketAddr, error: LoginError) -> RequestError {
     match error {
         LoginError::Blocked {
             retry_after,
@@ -351,13 +373,18 @@ async fn login(
     {
         Ok(record) => record,
         Err(LoginError::Failed) => {
+            state
+                .metrics
+                .login(LoginMethod::Password, LoginResult::Failed);
             tracing::warn!(%remote, user, "login failed");
             return Err(RequestError::new(
                 ErrorKind::AuthenticationFailed,
                 "login failed: wrong user name or password",
             ));
         }
-        Err(error) => return Err(refused_login(state, remote, error)),
+        Err(error) => {
+            return Err(refused_login(state, remote, error, LoginMethod::Password));
+        }
     };
     let (token, hash) = new_session_token();
     let expires_at = std::time::SystemTime::now() + state.config.session_ttl();
@@ -378,6 +405,7 @@ async fn login(
         off_runtime(move || Session::open(&state, &record, hash)).await?
     };
     audit::login(&record.name, remote, LoginMethod::Password);
+    state.metrics.login(LoginMethod::Password, LoginResult::Ok);
     Ok((
         session,
         Response::LoggedIn {
@@ -400,15 +428,21 @@ async fn resume(
     guard
         .admit_token(remote.ip())
         .await
-        .map_err(|error| refused_login(state, remote, error))?;
+        .map_err(|error| refused_login(state, remote, error, LoginMethod::Token))?;
     let outcome = resume_session(state, remote, &token).await;
     match &outcome {
-        Ok((session, _)) => guard.token_accepted(remote.ip(), &session.user).await,
+        Ok((session, _)) => {
+            state.metrics.login(LoginMethod::Token, LoginResult::Ok);
+            guard.token_accepted(remote.ip(), &session.user).await;
+        }
         Err(error) if error.kind == ErrorKind::SessionExpired => {
+            state.metrics.login(LoginMethod::Token, LoginResult::Failed);
+            // Counted as failed: the block it may cause counts from the
+            // next attempt on.
             let delay = guard
                 .token_refused(remote.ip())
                 .await
-                .map_err(|error| refused_login(state, remote, error))?;
+                .map_err(|error| login_refusal(state, remote, error))?;
             tokio::time::sleep(delay).await;
         }
         Err(_) => {}

@@ -18,6 +18,8 @@
 //! * [`footprint`]: what an entry costs: quota bytes and one entry.
 //! * [`jail`]: every file-system operation, confined to one home.
 //! * [`live`]: the live connections, their transfers in flight, and the drain on shutdown.
+//! * [`metrics`]: the exported series and the named functions that record into them.
+//! * [`metrics_listener`]: the optional HTTP listener of `/metrics` and `/healthz`.
 //! * [`lock`]: the lock file that keeps a second server off a root.
 //! * [`links`]: the rule that keeps every symlink in a home resolving inside it.
 //! * [`limits`]: refusals at a configured limit: the client's error and a rate-limited WARN.
@@ -50,6 +52,8 @@ pub mod limits;
 pub mod links;
 pub mod live;
 pub mod lock;
+pub mod metrics;
+pub mod metrics_listener;
 pub mod open_uploads;
 pub mod partials;
 pub mod quota;

@@ -5,7 +5,8 @@
 //!
 //! Connections are accepted in the login stage (no data streams, a small
 //! receive window; see [`qftp_transport::tuning::login_stage_config`]) and
-//! counted per address until they log in. Serving a connection is
+//! counted per address until they log in. With `metrics_listen` set,
+//! [`run`] also serves [`crate::metrics_listener`] beside the QUIC endpoint. Serving a connection is
 //! [`crate::connection`]'s; what connections share is [`crate::state`]'s.
 
 use std::future::Future;
@@ -73,6 +74,14 @@ pub enum ServerError {
     AdminSocket {
         /// The socket's path.
         path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The metrics listener (`metrics_listen`) could not be bound.
+    #[error("cannot listen for metrics on {address} (metrics_listen)")]
+    MetricsListen {
+        /// The address asked for.
+        address: SocketAddr,
         /// Why.
         source: std::io::Error,
     },
@@ -283,8 +292,9 @@ pub const SHUTTING_DOWN: ServerClose = ServerClose {
     reason: "server shutting down, rerun to resume",
 };
 
-/// Binds `listen`, prints the `listening on` line and serves until Ctrl-C
-/// or SIGTERM.
+/// Binds `listen` (and `metrics_listen`, if set), prints the `listening
+/// on ADDR certificate FINGERPRINT [metrics ADDR]` line and serves until
+/// Ctrl-C or SIGTERM.
 pub async fn run(
     root: ServerRoot,
     config: ServerConfig,
@@ -294,6 +304,26 @@ pub async fn run(
     // Held until the server has stopped.
     let _lock = RootLock::acquire(root.path())?;
     let server = Server::bind(root, config, listen)?;
+    let metrics = match server
+        .state
+        .config
+        .metrics_listen()
+        .map_err(ServerError::Setting)?
+    {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|source| ServerError::MetricsListen { address, source })?;
+            let bound = listener.local_addr()?;
+            let serving = tokio::spawn(crate::metrics_listener::serve(
+                listener,
+                Arc::clone(&server.state.metrics),
+                Arc::clone(&server.state.live),
+            ));
+            Some((bound, serving))
+        }
+        None => None,
+    };
     let admin_listener = crate::admin_socket::bind(&server.state.root).map_err(|source| {
         ServerError::AdminSocket {
             path: server.state.root.admin_socket(),
@@ -311,19 +341,26 @@ pub async fn run(
     let reloads = reload_on_hangup(Arc::clone(server.reloader()));
     let address = server.local_addr()?;
     let mut stdout = std::io::stdout().lock();
-    writeln!(
+    write!(
         stdout,
         "listening on {address} certificate {}",
         server.fingerprint()
     )?;
+    match &metrics {
+        Some((bound, _)) => writeln!(stdout, " metrics {bound}")?,
+        None => writeln!(stdout)?,
+    }
     stdout.flush()?;
     drop(stdout);
-    tracing::info!(%address, "serving");
+    tracing::info!(%address, metrics = ?metrics.as_ref().map(|(bound, _)| bound), "serving");
     server
         .run_draining(signalled(signals.clone(), 1), signalled(signals, 2))
         .await;
     admin.abort();
     reloads.abort();
+    if let Some((_, serving)) = metrics {
+        serving.abort();
+    }
     let _ = std::fs::remove_file(&admin_path);
     tracing::info!("stopped");
     Ok(())

@@ -78,6 +78,9 @@ impl Context {
     /// Sends the answer for a failed request and logs it.
     pub async fn reply_error(&self, id: u64, request: &'static str, error: RequestError) {
         tracing::info!(user = %self.session.user, request, kind = ?error.kind, error = %error.message, "request failed");
+        if matches!(error.kind, ErrorKind::QuotaExceeded { .. }) {
+            self.state.metrics.quota_refused();
+        }
         self.reply(id, Response::Error(error.to_reply())).await;
     }
 

@@ -1,7 +1,8 @@
 //! What every connection of one server shares: the configuration, the
 //! stores ([`Stores`]: users, sessions, the login throttle and the quota
 //! ledger, each behind its `qftp-store` trait), the quota book the uploads
-//! and namespace changes still reach directly, the login gate, and the counts behind the
+//! and namespace changes still reach directly, the login gate, the metrics,
+//! and the counts behind the
 //! connection limits (per user, and per address before login).
 //!
 //! This module serves no connection and binds no socket: that is
@@ -22,6 +23,7 @@ use crate::connection_limit::ConnectionLimit;
 use crate::error::RequestError;
 use crate::limits::Refusal;
 use crate::live::LiveConnections;
+use crate::metrics::Metrics;
 use crate::open_uploads::OpenUploads;
 use crate::quota::QuotaBook;
 
@@ -62,6 +64,8 @@ pub struct ServerState {
     login: Mutex<LoginLimits>,
     /// The connections live now, and the drain on shutdown.
     pub live: Arc<LiveConnections>,
+    /// The exported series (see [`crate::metrics`]).
+    pub metrics: Arc<Metrics>,
     per_user: Mutex<HashMap<String, usize>>,
     unauthenticated: Mutex<HashMap<IpAddr, usize>>,
 }
@@ -141,6 +145,7 @@ impl ServerState {
             connections: ConnectionLimit::new(config.max_connections),
             login: Mutex::new(config.login.clone()),
             live: Arc::new(LiveConnections::default()),
+            metrics: Arc::new(Metrics::new()),
             per_user: Mutex::new(HashMap::new()),
             quotas,
             open_uploads: OpenUploads::new(config.limits.max_open_uploads_per_user),

@@ -31,6 +31,7 @@ pub(crate) async fn download(
 ) -> HandlerResult {
     let audited = Audited::start("get", path);
     let _in_flight = context.live.transfer_started();
+    let _active = context.state.metrics.transfer_started();
     let mut bytes_sent = 0;
     let result = send_download(
         context,

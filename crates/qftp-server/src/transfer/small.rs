@@ -40,6 +40,7 @@ pub(crate) async fn upload_small(context: &Context, small: SmallUpload) -> Handl
         hash,
     } = small;
     let _in_flight = context.live.transfer_started();
+    let _active = context.state.metrics.transfer_started();
     // Claim the id first: the data stream may already be waiting, and if
     // this upload fails, a stream still on its way is stopped on arrival.
     let (stream_sender, stream_receiver) = oneshot::channel();

@@ -168,6 +168,7 @@ pub(crate) fn unexpected(action: ReceiveAction, shown: &str) -> RequestError {
 pub(crate) async fn upload(context: &Context, open: UploadOpen) -> HandlerResult {
     let audited = Audited::start("put", &open.path);
     let _in_flight = context.live.transfer_started();
+    let _active = context.state.metrics.transfer_started();
     // A size no file can have is refused before anything else.
     let machine = UploadReceiver::open(open.size, open.resume)
         .map_err(|error| RequestError::from_transfer(&error, &open.path))?;
