@@ -122,8 +122,13 @@ pub enum Command {
     #[command(after_help = "Example:\n  qftp logout")]
     Logout,
     /// Show who is logged in, where.
-    #[command(after_help = "Example:\n  qftp whoami")]
-    Whoami,
+    #[command(after_help = "Example:\n  qftp whoami\n  qftp whoami --json")]
+    Whoami {
+        /// JSON output: one object with the user, the server and the
+        /// remote current directory.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the remote current directory.
     #[command(after_help = "Example:\n  qftp pwd")]
     Pwd,
@@ -133,18 +138,13 @@ pub enum Command {
         /// The directory; the home directory when omitted.
         path: Option<String>,
     },
-    /// List a remote directory.
-    #[command(after_help = "Example:\n  qftp ls -l photos")]
-    Ls {
-        /// The directory or file; the current directory when omitted.
-        path: Option<String>,
-        /// Long format: kind, permissions, size, modification time.
-        #[arg(short = 'l', long)]
-        long: bool,
-        /// JSON output, one array of entries.
-        #[arg(long)]
-        json: bool,
-    },
+    /// List remote directories and files, as ls does.
+    #[command(
+        disable_help_flag = true,
+        after_help = "Example:\n  qftp ls -lh photos\n  qftp ls -a -R backup docs/notes.txt",
+        after_long_help = LS_HELP
+    )]
+    Ls(LsArgs),
     /// Create remote directories.
     #[command(after_help = "Example:\n  qftp mkdir -p backup/2024/11")]
     Mkdir {
@@ -181,8 +181,13 @@ pub enum Command {
         to: String,
     },
     /// Show quota use.
-    #[command(after_help = "Example:\n  qftp df")]
-    Df,
+    #[command(after_help = "Example:\n  qftp df\n  qftp df --json")]
+    Df {
+        /// JSON output: one object with the bytes used, reserved by uploads
+        /// in progress, the quota and what is free (null when unlimited).
+        #[arg(long)]
+        json: bool,
+    },
     /// Upload files (the last argument is the remote destination when there are several).
     #[command(
         after_help = "Example:\n  qftp put report.pdf\n  qftp put -r -j 16 photos/ backup/",
@@ -238,6 +243,46 @@ pub enum KnownHostsCommand {
         /// The server, as HOST[:PORT] or a host profile's name.
         host: String,
     },
+}
+
+/// The end of `ls --help`: what it shows and how it reports.
+const LS_HELP: &str = "Example:\n  qftp ls -lh photos\n  qftp ls -a -R backup docs/notes.txt\n\n\
+     OUTPUT:\n  \
+     Each directory is listed under a heading when more than one path is given or with -R.\n  \
+     A path that cannot be listed is reported and the others are listed; the exit code is\n  \
+     then 3. Times are local (the TZ variable, else the system's zone) unless --utc, which\n  \
+     writes them in UTC followed by \"UTC\". Without -a, names beginning with a dot are left\n  \
+     out (. and .. are never listed). The server's partial files of uploads in progress are\n  \
+     never listed. --json prints one JSON array of every entry listed, each with its name,\n  \
+     its full remote path, kind, size in bytes, mtime in seconds since 1970 (UTC), mode\n  \
+     and link target.";
+
+/// Arguments of `ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// The directories or files; the current directory when omitted.
+    pub paths: Vec<String>,
+    /// Long format: kind, permissions, size in bytes, modification time.
+    #[arg(short = 'l', long)]
+    pub long: bool,
+    /// Also entries whose names begin with a dot.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// List subdirectories recursively.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    /// Sizes in the long format in human units (KiB, MiB, ...), as in -lh.
+    #[arg(short = 'h', long)]
+    pub human_readable: bool,
+    /// Times in UTC (marked "UTC") instead of the local time zone.
+    #[arg(long)]
+    pub utc: bool,
+    /// JSON output: one array of every entry listed.
+    #[arg(long)]
+    pub json: bool,
+    /// Print help (-h is --human-readable here, as in ls).
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
 }
 
 /// Arguments of `login`.

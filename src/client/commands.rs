@@ -16,7 +16,7 @@ use qftp_proto::size::format_size;
 
 use super::cli::{Command, SyncArgs, TransferArgs};
 use super::exit;
-use super::listing::print_listing;
+use super::ls;
 use super::progress::{ProgressBars, should_draw};
 use super::report::tidy;
 use super::session::Session;
@@ -24,8 +24,18 @@ use super::session::Session;
 pub async fn execute(session: &mut Session, command: Command) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     match command {
-        Command::Whoami => {
-            writeln!(stdout, "{}@{}", session.saved.user, session.saved.server)?;
+        Command::Whoami { json } => {
+            let saved = &session.saved;
+            if json {
+                let value = serde_json::json!({
+                    "user": saved.user,
+                    "server": saved.server,
+                    "cwd": session.cwd.to_string(),
+                });
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&value)?)?;
+            } else {
+                writeln!(stdout, "{}@{}", saved.user, saved.server)?;
+            }
         }
         Command::Pwd => writeln!(stdout, "{}", session.cwd)?,
         Command::Cd { path } => {
@@ -38,11 +48,7 @@ pub async fn execute(session: &mut Session, command: Command) -> anyhow::Result<
             session.saved.cwd = session.cwd.to_string();
             session.saved.save(&session.config)?;
         }
-        Command::Ls { path, long, json } => {
-            let target = session.resolve_string(path.as_deref().unwrap_or("."))?;
-            let entries = session.client.list(&target).await?;
-            print_listing(&mut stdout, &entries, long, json)?;
-        }
+        Command::Ls(args) => return ls::list(session, &args, &mut stdout).await,
         Command::Mkdir { parents, paths } => {
             for path in paths {
                 session
@@ -83,8 +89,18 @@ pub async fn execute(session: &mut Session, command: Command) -> anyhow::Result<
                 )
                 .await?;
         }
-        Command::Df => {
+        Command::Df { json } => {
             let usage = session.client.disk_usage().await?;
+            if json {
+                let value = serde_json::json!({
+                    "used": usage.used,
+                    "reserved": usage.reserved,
+                    "quota": usage.quota,
+                    "free": usage.free(),
+                });
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&value)?)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             match (usage.quota, usage.free()) {
                 (Some(quota), Some(free)) => writeln!(
                     stdout,

@@ -10,14 +10,15 @@
 //! * [`commands`]: running one command on a connected session.
 //! * [`shell`]: the interactive prompt.
 //! * [`progress`]: indicatif bars, a [`qftp_client::transfer::TransferObserver`].
-//! * [`listing`]: how `ls` prints entries.
+//! * [`ls`]: the `ls` command (several paths, `-R`, `--json`);
+//!   [`listing`]: how it prints entries.
 //! * [`exit`]: the exit codes; [`report`]: how an error reads.
 //! * [`targets`]: which server a command names (`HOST:PATH` arguments).
 //! * [`interrupt`]: Ctrl-C during a command; [`migration`]: following
 //!   the local network during one (SIGUSR1 too).
 //!
 //! Files import each other in one direction: `program` → `shell` →
-//! `commands` → `session` → `prompt`, with `cli`, `progress`, `listing`, `exit`
+//! `commands` → `ls` → `session` → `prompt`, with `cli`, `progress`, `listing`, `exit`
 //! and `report` below them all (`program` → `targets`).
 
 pub mod cli;
@@ -25,6 +26,7 @@ pub mod commands;
 pub mod exit;
 pub mod interrupt;
 pub mod listing;
+pub mod ls;
 pub mod migration;
 pub mod program;
 pub mod progress;

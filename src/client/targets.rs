@@ -47,7 +47,8 @@ fn remote_arguments(command: &mut Command) -> Vec<&mut String> {
                 vec![&mut args.destination]
             }
         }
-        Command::Ls { path, .. } | Command::Cd { path } => path.iter_mut().collect(),
+        Command::Ls(args) => args.paths.iter_mut().collect(),
+        Command::Cd { path } => path.iter_mut().collect(),
         Command::Mkdir { paths, .. } | Command::Rm { paths, .. } => paths.iter_mut().collect(),
         Command::Mv { from, to } => vec![from, to],
         _ => Vec::new(),

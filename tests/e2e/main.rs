@@ -4,6 +4,7 @@ mod accounts;
 mod attacks;
 mod crash;
 mod habits_addr;
+mod habits_ls;
 mod habits_paths;
 mod hardening_links;
 mod hardening_login;
