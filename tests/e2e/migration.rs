@@ -1,9 +1,12 @@
 //! Connection migration: an upload in flight carries on, on the same
 //! connection and without a resume, when the client moves to a new local
 //! port (`qftp` on SIGUSR1, as on a change of network) and when a NAT in
-//! the path gives it a new source port.
+//! the path gives it a new source port; and when the kernel reports a
+//! change of the local network (in a network namespace the test makes, so
+//! the change touches nothing outside it).
 
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::relay::{Impairment, Relay};
@@ -16,17 +19,88 @@ const SIZE: usize = 32 * 1024 * 1024;
 /// The relay's rate: about four seconds for the file.
 const RATE: u64 = 8 * 1024 * 1024;
 
+/// A network namespace of the test's own with only its loopback up,
+/// deleted when dropped.
+struct Namespace {
+    name: String,
+}
+
+impl Namespace {
+    fn new() -> Self {
+        static MADE: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "qftp-e2e-{}-{}",
+            std::process::id(),
+            MADE.fetch_add(1, Ordering::Relaxed)
+        );
+        ip(&["netns", "add", &name]);
+        let namespace = Self { name };
+        namespace.ip(&["link", "set", "lo", "up"]);
+        namespace
+    }
+
+    /// `ip netns exec NAME`: what runs a program inside.
+    fn launcher(&self) -> [&str; 4] {
+        ["ip", "netns", "exec", &self.name]
+    }
+
+    /// `ip -n NAME ARGUMENTS`.
+    fn ip(&self, arguments: &[&str]) {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(arguments);
+        ip(&all);
+    }
+
+    /// A new network appears, as when a laptop joins a network: a link
+    /// comes up and gets an address. The link is one end of a veth pair
+    /// made inside the namespace (the kernel may have no dummy links).
+    fn join_a_network(&self) {
+        self.ip(&[
+            "link", "add", "qftp0", "type", "veth", "peer", "name", "qftp1",
+        ]);
+        self.ip(&["link", "set", "qftp0", "up"]);
+        self.ip(&["link", "set", "qftp1", "up"]);
+        self.ip(&["address", "add", "10.213.0.1/24", "dev", "qftp0"]);
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.name])
+            .status();
+    }
+}
+
+fn ip(arguments: &[&str]) {
+    let output = Command::new("ip")
+        .args(arguments)
+        .output()
+        .expect("running ip (iproute2)");
+    assert!(
+        output.status.success(),
+        "ip {} failed: {}",
+        arguments.join(" "),
+        text(&output.stderr)
+    );
+}
+
 struct Setup {
     server: TestServer,
-    relay: Relay,
+    /// The rate-limiting relay the client reaches the server through, or
+    /// `None` when the client limits its own rate.
+    relay: Option<Relay>,
     client: TestClient,
     local: tempfile::TempDir,
+    /// Where server and client run, when not in the test's namespace;
+    /// dropped last, after both stopped.
+    namespace: Option<Namespace>,
 }
 
 impl Setup {
+    /// Server and client in the test's namespace, through a relay.
     fn new() -> Self {
         let server = TestServer::start_logged("");
-        server.add_user("alice", "alice-pw-1", None);
         let relay = Relay::start(
             server.address,
             Impairment {
@@ -34,9 +108,29 @@ impl Setup {
                 ..Impairment::default()
             },
         );
-        let client = TestClient::new();
+        let address = relay.address;
+        Self::logged_in(server, address, Some(relay), TestClient::new(), None)
+    }
+
+    /// Server and client in a namespace of their own, directly.
+    fn in_namespace() -> Self {
+        let namespace = Namespace::new();
+        let server = TestServer::start_logged_through(&namespace.launcher());
+        let client = TestClient::through(&namespace.launcher());
+        let address = server.address;
+        Self::logged_in(server, address, None, client, Some(namespace))
+    }
+
+    fn logged_in(
+        server: TestServer,
+        address: std::net::SocketAddr,
+        relay: Option<Relay>,
+        client: TestClient,
+        namespace: Option<Namespace>,
+    ) -> Self {
+        server.add_user("alice", "alice-pw-1", None);
         let login = client.try_login_at(
-            &relay.address.to_string(),
+            &address.to_string(),
             &server.fingerprint,
             "alice",
             "alice-pw-1",
@@ -49,20 +143,31 @@ impl Setup {
             relay,
             client,
             local,
+            namespace,
         }
     }
 
-    /// Starts `qftp put big /big` with its stderr in a file.
+    /// Starts `qftp put big /big` with its stderr in a file, limited to
+    /// [`RATE`] by the client when there is no relay to limit it.
     fn start_upload(&self) -> Child {
         let big = self.local.path().join("big");
         let stderr = std::fs::File::create(self.local.path().join("put.stderr")).expect("stderr");
+        let rate = RATE.to_string();
+        let mut arguments = vec!["-v", "put", big.to_str().expect("utf-8"), "/big", "--stats"];
+        if self.relay.is_none() {
+            arguments.extend(["--limit-rate", &rate]);
+        }
         self.client
-            .command(&["-v", "put", big.to_str().expect("utf-8"), "/big", "--stats"])
+            .command(&arguments)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
             .expect("starting qftp put")
+    }
+
+    fn namespace(&self) -> &Namespace {
+        self.namespace.as_ref().expect("a namespace of its own")
     }
 
     /// Waits until the server holds `bytes` of the upload's partial file.
@@ -146,11 +251,24 @@ fn an_upload_carries_on_when_a_nat_changes_the_source_port() {
     let setup = Setup::new();
     let upload = setup.start_upload();
     setup.wait_for_progress(4 * 1024 * 1024);
-    setup.relay.change_source_port();
+    let relay = setup.relay.as_ref().expect("a relay");
+    relay.change_source_port();
     assert!(
-        wait_until(Duration::from_secs(10), || setup.relay.counts().rebound
-            == 1),
+        wait_until(Duration::from_secs(10), || relay.counts().rebound == 1),
         "the relay did not move"
     );
     setup.finish(upload);
+}
+
+#[test]
+fn an_upload_carries_on_when_the_kernel_reports_a_new_network() {
+    let setup = Setup::in_namespace();
+    let upload = setup.start_upload();
+    setup.wait_for_progress(4 * 1024 * 1024);
+    setup.namespace().join_a_network();
+    let stderr = setup.finish(upload);
+    assert!(
+        stderr.contains("the local network changed: moved the connection"),
+        "the client did not follow the change the kernel reported: {stderr}"
+    );
 }

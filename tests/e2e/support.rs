@@ -56,6 +56,9 @@ pub struct TestServer {
     pub fingerprint: String,
     /// The address of the metrics listener, when `metrics_listen` is set.
     pub metrics: Option<SocketAddr>,
+    /// The program and arguments every `serve` runs through (e.g. `ip
+    /// netns exec NS`); empty to run the server directly.
+    launcher: Vec<String>,
 }
 
 impl TestServer {
@@ -115,6 +118,7 @@ impl TestServer {
             address: "127.0.0.1:0".parse().expect("address"),
             fingerprint: String::new(),
             metrics: None,
+            launcher: Vec::new(),
         };
         server.serve("127.0.0.1:0");
         server
@@ -128,6 +132,19 @@ impl TestServer {
         server.stderr_file = Some(server.temp.path().join("server.log"));
         server.environment.push(("RUST_LOG".into(), "info".into()));
         server.restart();
+        server
+    }
+
+    /// Like [`TestServer::start_logged`], serving through `launcher`, a
+    /// command that runs the server as its last argument (e.g. `ip netns
+    /// exec NS`, for a network namespace the test made); the process it
+    /// starts must become the server (exec), so that stopping it by its
+    /// PID stops the server.
+    pub fn start_logged_through(launcher: &[&str]) -> Self {
+        let mut server = Self::start_logged("");
+        server.kill();
+        server.launcher = launcher.iter().map(|word| (*word).to_owned()).collect();
+        server.serve("127.0.0.1:0");
         server
     }
 
@@ -163,7 +180,7 @@ impl TestServer {
             ),
             None => Stdio::inherit(),
         };
-        let mut child = Command::new(binary("qftp-server"))
+        let mut child = launched(&self.launcher, "qftp-server")
             .arg("--root")
             .arg(&self.root)
             .args(["serve", "--listen", listen])
@@ -340,6 +357,21 @@ fn hex_prefix(bytes: &[u8]) -> String {
 pub struct TestClient {
     pub config: tempfile::TempDir,
     environment: Vec<(String, String)>,
+    /// What every command runs through, as [`TestServer::start_logged_through`].
+    launcher: Vec<String>,
+}
+
+/// A command for the program `name`, run through `launcher` when it is
+/// not empty.
+fn launched(launcher: &[String], name: &str) -> Command {
+    match launcher.split_first() {
+        Some((program, arguments)) => {
+            let mut command = Command::new(program);
+            command.args(arguments).arg(binary(name));
+            command
+        }
+        None => Command::new(binary(name)),
+    }
 }
 
 impl TestClient {
@@ -355,12 +387,22 @@ impl TestClient {
                 .iter()
                 .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
                 .collect(),
+            launcher: Vec::new(),
+        }
+    }
+
+    /// A client whose every command runs through `launcher` (see
+    /// [`TestServer::start_logged_through`]).
+    pub fn through(launcher: &[&str]) -> Self {
+        Self {
+            launcher: launcher.iter().map(|word| (*word).to_owned()).collect(),
+            ..Self::new()
         }
     }
 
     /// A `qftp` command with this client's config directory.
     pub fn command(&self, arguments: &[&str]) -> Command {
-        let mut command = Command::new(binary("qftp"));
+        let mut command = launched(&self.launcher, "qftp");
         command
             .env("QFTP_CONFIG_DIR", self.config.path())
             .env("NO_COLOR", "1")
