@@ -9,7 +9,8 @@
 //! * [`prompt`]: the password and certificate questions.
 //! * [`commands`]: running one command on a connected session.
 //! * [`shell`]: the interactive prompt.
-//! * [`progress`]: indicatif bars, a [`qftp_client::transfer::TransferObserver`].
+//! * [`progress`]: indicatif bars, a [`qftp_client::transfer::TransferObserver`];
+//!   [`bar_layout`]: how their lines fit the terminal's width.
 //! * [`ls`]: the `ls` command (several paths, `-R`, `--json`);
 //!   [`listing`]: how it prints entries.
 //! * [`exit`]: the exit codes; [`report`]: how an error reads.
@@ -18,9 +19,10 @@
 //!   the local network during one (SIGUSR1 too).
 //!
 //! Files import each other in one direction: `program` → `shell` →
-//! `commands` → `ls` → `session` → `prompt`, with `cli`, `progress`, `listing`, `exit`
+//! `commands` → `ls` → `session` → `prompt`, with `cli`, `progress` → `bar_layout`, `listing`, `exit`
 //! and `report` below them all (`program` → `targets`).
 
+pub mod bar_layout;
 pub mod cli;
 pub mod commands;
 pub mod exit;
