@@ -4,9 +4,11 @@
 //! turns a [`Columns`] into an indicatif template.
 //!
 //! Every line reads `NAME [BAR] PCT% BYTES/TOTAL ETA RATE`. The name and
-//! the percentage are always there; when the terminal is narrow the other
-//! parts go, in the order rate, ETA, bar, byte counts, and only then is the
-//! name shortened, so that a line never wraps.
+//! the percentage are always there; the other parts are kept in the order
+//! byte counts, bar, ETA, rate, each when it still fits, so on a narrow
+//! terminal the rate goes first. A long name is shortened (down to 16
+//! columns) to keep the byte counts; otherwise it keeps its width and the
+//! bar goes before it is cut, so that a line never wraps.
 
 /// `100%`.
 pub const PERCENT_WIDTH: usize = 4;
@@ -50,11 +52,15 @@ impl Columns {
     pub fn fit(terminal_width: usize, longest_name: usize) -> Self {
         let width = terminal_width.saturating_sub(1);
         let room_for_name = width.saturating_sub(PERCENT_WIDTH + 1).max(1);
+        let full_name = longest_name.max(1).min(room_for_name);
+        // The name is shortened for the byte counts only down to NAME_MIN;
+        // past that the counts go and the name keeps its width.
         let name_with_bytes = width.saturating_sub(PERCENT_WIDTH + 1 + BYTES_WIDTH + 1);
-        let name = longest_name
-            .max(1)
-            .min(name_with_bytes.max(NAME_MIN))
-            .min(room_for_name);
+        let name = if full_name <= name_with_bytes || name_with_bytes < NAME_MIN {
+            full_name
+        } else {
+            name_with_bytes
+        };
         let mut used = name + 1 + PERCENT_WIDTH;
         let mut take = |part: usize| {
             let fits = used + 1 + part <= width;
@@ -155,8 +161,13 @@ mod tests {
 
     #[test]
     fn eighty_columns_keep_every_part() {
-        let columns = Columns::fit(80, 15);
+        let columns = Columns::fit(80, 10);
         assert!(columns.bytes && columns.eta && columns.rate);
+        assert!(columns.bar.is_some_and(|bar| bar >= BAR_MIN));
+        assert!(columns.line_width() <= 79, "{columns:?}");
+        // A longer name costs the rate first.
+        let columns = Columns::fit(80, 15);
+        assert!(columns.bytes && columns.eta && !columns.rate);
         assert!(columns.bar.is_some_and(|bar| bar >= BAR_MIN));
         assert!(columns.line_width() <= 79, "{columns:?}");
     }
@@ -175,8 +186,16 @@ mod tests {
     fn a_narrow_terminal_drops_the_bar_before_the_name() {
         let columns = Columns::fit(40, 15);
         assert_eq!(columns.name, 15);
+        assert!(!columns.bytes);
+        assert!(columns.bar.is_some());
+        assert!(columns.line_width() <= 39, "{columns:?}");
+        let columns = Columns::fit(40, 30);
+        assert_eq!(columns.name, 30);
         assert_eq!(columns.bar, None);
         assert!(columns.line_width() <= 39, "{columns:?}");
+        // Only a name wider than the terminal is shortened.
+        let columns = Columns::fit(40, 100);
+        assert_eq!(columns.name, 34);
     }
 
     #[test]
