@@ -8,7 +8,9 @@
 //! * [`session`]: login, logout and connecting with the saved session.
 //! * [`prompt`]: the password and certificate questions.
 //! * [`commands`]: running one command on a connected session.
-//! * [`shell`]: the interactive prompt.
+//! * [`shell`]: the interactive prompt; [`shell_commands`]: its command
+//!   table; [`local`]: its local commands (`lcd`, `lls`, `lpwd`, `!CMD`);
+//!   [`completion`]: Tab completion of commands and paths.
 //! * [`progress`]: indicatif bars, a [`qftp_client::transfer::TransferObserver`];
 //!   [`bar_layout`]: how their lines fit the terminal's width.
 //! * [`ls`]: the `ls` command (several paths, `-R`, `--json`);
@@ -25,9 +27,11 @@
 pub mod bar_layout;
 pub mod cli;
 pub mod commands;
+pub mod completion;
 pub mod exit;
 pub mod interrupt;
 pub mod listing;
+pub mod local;
 pub mod ls;
 pub mod migration;
 pub mod program;
@@ -36,4 +40,5 @@ pub mod prompt;
 pub mod report;
 pub mod session;
 pub mod shell;
+pub mod shell_commands;
 pub mod targets;
