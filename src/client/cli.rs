@@ -218,7 +218,13 @@ pub enum Command {
     )]
     Sync(SyncArgs),
     /// An interactive prompt with these commands over one connection.
-    #[command(after_help = "Example:\n  qftp shell")]
+    ///
+    /// Besides the commands above, the shell has lcd, lls, lpwd and !CMD for
+    /// this machine, and `help` lists them all. Tab completes command names
+    /// and remote paths (local ones for put, lcd and lls).
+    #[command(
+        after_help = "Example:\n  qftp shell\n  qftp alice@host:/> lcd ~/photos\n  qftp alice@host:/> put -r 2024 /backup/"
+    )]
     Shell,
     /// Manage the pinned server certificates (the known_hosts file).
     #[command(

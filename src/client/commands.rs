@@ -155,11 +155,7 @@ async fn put(session: &Session, paths: &[String], args: TransferArgs) -> anyhow:
     )
     .await?;
     let bytes: u64 = plan.files.iter().map(|file| file.size).sum();
-    let progress = Arc::new(ProgressBars::new(
-        plan.files.len(),
-        bytes,
-        should_draw(args.run.quiet),
-    ));
+    let progress = ProgressBars::new(plan.files.len(), bytes, should_draw(args.run.quiet));
     for (path, reason) in &plan.skipped {
         progress.println(&format!("skipped {}: {reason}", path.display()));
     }
@@ -191,11 +187,7 @@ async fn get(session: &Session, paths: &[String], args: TransferArgs) -> anyhow:
     let plan =
         batch::plan_download(&session.client, &sources, &destination, args.recursive).await?;
     let bytes: u64 = plan.files.iter().map(|file| file.size).sum();
-    let progress = Arc::new(ProgressBars::new(
-        plan.files.len(),
-        bytes,
-        should_draw(args.run.quiet),
-    ));
+    let progress = ProgressBars::new(plan.files.len(), bytes, should_draw(args.run.quiet));
     for (path, reason) in &plan.skipped {
         progress.println(&format!("skipped {path}: {reason}"));
     }
@@ -227,7 +219,7 @@ async fn sync(session: &Session, args: SyncArgs) -> anyhow::Result<ExitCode> {
     let draw = should_draw(args.run.quiet);
     let bars: std::sync::OnceLock<Arc<ProgressBars>> = std::sync::OnceLock::new();
     let observer = |plan: &SyncPlan| -> qftp_client::transfer::SharedObserver {
-        let progress = Arc::new(ProgressBars::new(plan.transfers.len(), plan.bytes(), draw));
+        let progress = ProgressBars::new(plan.transfers.len(), plan.bytes(), draw);
         let _ = bars.set(Arc::clone(&progress));
         progress
     };

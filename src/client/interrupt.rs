@@ -1,5 +1,6 @@
-//! Ctrl-C during a command: the command is dropped (its progress bars
-//! clear themselves), the connection is closed with
+//! Ctrl-C during a command: the progress bars are taken off the terminal
+//! ([`super::progress::clear_all`]) before anything is printed, the
+//! command is dropped, the connection is closed with
 //! [`qftp_client::connection::close_code::INTERRUPTED`] so the server ends
 //! the transfers and releases their quota reservations at once, and the
 //! program says what was kept and exits with [`super::exit::INTERRUPTED`].
@@ -39,6 +40,8 @@ pub async fn execute_until_interrupted(
             result
         }
         None => {
+            // First, so that no bar is left between the lines below.
+            super::progress::clear_all();
             session.client.close_interrupted().await;
             if moves_files {
                 eprintln!(

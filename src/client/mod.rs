@@ -8,8 +8,11 @@
 //! * [`session`]: login, logout and connecting with the saved session.
 //! * [`prompt`]: the password and certificate questions.
 //! * [`commands`]: running one command on a connected session.
-//! * [`shell`]: the interactive prompt.
-//! * [`progress`]: indicatif bars, a [`qftp_client::transfer::TransferObserver`].
+//! * [`shell`]: the interactive prompt; [`shell_commands`]: its command
+//!   table; [`local`]: its local commands (`lcd`, `lls`, `lpwd`, `!CMD`);
+//!   [`completion`]: Tab completion of commands and paths.
+//! * [`progress`]: indicatif bars, a [`qftp_client::transfer::TransferObserver`];
+//!   [`bar_layout`]: how their lines fit the terminal's width.
 //! * [`ls`]: the `ls` command (several paths, `-R`, `--json`);
 //!   [`listing`]: how it prints entries.
 //! * [`exit`]: the exit codes; [`report`]: how an error reads.
@@ -18,14 +21,17 @@
 //!   the local network during one (SIGUSR1 too).
 //!
 //! Files import each other in one direction: `program` → `shell` →
-//! `commands` → `ls` → `session` → `prompt`, with `cli`, `progress`, `listing`, `exit`
+//! `commands` → `ls` → `session` → `prompt`, with `cli`, `progress` → `bar_layout`, `listing`, `exit`
 //! and `report` below them all (`program` → `targets`).
 
+pub mod bar_layout;
 pub mod cli;
 pub mod commands;
+pub mod completion;
 pub mod exit;
 pub mod interrupt;
 pub mod listing;
+pub mod local;
 pub mod ls;
 pub mod migration;
 pub mod program;
@@ -34,4 +40,5 @@ pub mod prompt;
 pub mod report;
 pub mod session;
 pub mod shell;
+pub mod shell_commands;
 pub mod targets;

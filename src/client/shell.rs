@@ -1,6 +1,8 @@
 //! `qftp shell`: an interactive prompt over one connection, with line
 //! editing and history, accepting the same commands as the command line
-//! (`ls`, `cd`, `put`, ...), plus `help` and `exit`.
+//! (`ls`, `cd`, `put`, ...), plus the local commands of [`super::local`]
+//! (`lcd`, `lls`, `lpwd`, `!CMD`), `help` (the table of
+//! [`super::shell_commands`]) and `exit`.
 
 use std::process::ExitCode;
 
@@ -9,7 +11,10 @@ use rustyline::error::ReadlineError;
 
 use super::cli::{Cli, Command};
 use super::commands::execute;
+use super::completion::ShellHelper;
+use super::local::LocalCommand;
 use super::session::Session;
+use super::shell_commands::help_text;
 
 /// The history file's name in the config directory.
 const HISTORY_FILE: &str = "history";
@@ -58,7 +63,13 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
 
 /// Runs the prompt until `exit`, `quit` or end of input.
 pub fn run(runtime: &tokio::runtime::Runtime, session: &mut Session) -> anyhow::Result<ExitCode> {
-    let mut editor = rustyline::DefaultEditor::new()?;
+    let mut editor: rustyline::Editor<ShellHelper, rustyline::history::DefaultHistory> =
+        rustyline::Editor::new()?;
+    editor.set_helper(Some(ShellHelper::new(
+        runtime.handle().clone(),
+        session.client.clone(),
+        session.cwd.clone(),
+    )));
     let history = session.config.join(HISTORY_FILE);
     let _ = editor.load_history(&history);
     println!(
@@ -66,6 +77,9 @@ pub fn run(runtime: &tokio::runtime::Runtime, session: &mut Session) -> anyhow::
         session.saved.server, session.saved.user
     );
     loop {
+        if let Some(helper) = editor.helper_mut() {
+            helper.follow(&session.client, &session.cwd);
+        }
         let prompt = format!("qftp {}:{}> ", session.saved.user, session.cwd);
         let line = match editor.readline(&prompt) {
             Ok(line) => line,
@@ -73,6 +87,15 @@ pub fn run(runtime: &tokio::runtime::Runtime, session: &mut Session) -> anyhow::
             Err(ReadlineError::Eof) => break,
             Err(error) => return Err(error.into()),
         };
+        if line.trim_start().starts_with('!') {
+            let _ = editor.add_history_entry(line.as_str());
+            if let Some(local) = LocalCommand::recognise(&line, &[])
+                && let Err(error) = local.run()
+            {
+                eprintln!("qftp: {error:#}");
+            }
+            continue;
+        }
         let words = match split_words(&line) {
             Ok(words) => words,
             Err(error) => {
@@ -86,11 +109,23 @@ pub fn run(runtime: &tokio::runtime::Runtime, session: &mut Session) -> anyhow::
         let _ = editor.add_history_entry(line.as_str());
         match first.as_str() {
             "exit" | "quit" | "bye" => break,
+            "help" | "?" if words.len() == 1 => {
+                print!("{}", help_text());
+                continue;
+            }
             "help" | "?" => {
-                let _ = Cli::try_parse_from(["qftp", "help"]).map_err(|help| help.print());
+                // `help put` is `put --help`.
+                let _ = Cli::try_parse_from(["qftp", words[1].as_str(), "--help"])
+                    .map_err(|help| help.print());
                 continue;
             }
             _ => {}
+        }
+        if let Some(local) = LocalCommand::recognise(&line, &words) {
+            if let Err(error) = local.run() {
+                eprintln!("qftp: {error:#}");
+            }
+            continue;
         }
         let arguments = std::iter::once("qftp".to_owned()).chain(words);
         let command = match Cli::try_parse_from(arguments) {
@@ -107,8 +142,19 @@ pub fn run(runtime: &tokio::runtime::Runtime, session: &mut Session) -> anyhow::
             eprintln!("qftp: {first} is not available inside the shell");
             continue;
         }
+        let changes_files = matches!(
+            command,
+            Command::Mkdir { .. }
+                | Command::Rm { .. }
+                | Command::Mv { .. }
+                | Command::Put { .. }
+                | Command::Sync(_)
+        );
         if let Err(error) = runtime.block_on(execute(session, command)) {
             eprintln!("qftp: error: {error}");
+        }
+        if changes_files && let Some(helper) = editor.helper_mut() {
+            helper.forget_listings();
         }
     }
     let _ = editor.save_history(&history);
