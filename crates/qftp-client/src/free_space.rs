@@ -49,6 +49,9 @@ mod tests {
         assert!(*free < u64::MAX);
         let message = error.to_string();
         assert!(message.contains("needs 16 EiB"), "{message}");
-        assert!(message.contains(&temp.path().display().to_string()), "{message}");
+        assert!(
+            message.contains(&temp.path().display().to_string()),
+            "{message}"
+        );
     }
 }
