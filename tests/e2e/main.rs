@@ -24,6 +24,7 @@ mod quota;
 mod relay;
 mod service;
 mod service_reload;
+mod streams;
 mod support;
 mod sync;
 mod transfers;

@@ -133,6 +133,12 @@ impl Destination {
         &self.path
     }
 
+    /// Refuses a pull of `needed` bytes when the file system holding the
+    /// destination has less room ([`crate::free_space`]).
+    pub fn check_free_space(&self, needed: u64) -> Result<(), ClientError> {
+        crate::free_space::check_free_space(&self.root, &self.path, needed)
+    }
+
     /// Where `name` is, for messages.
     pub fn display_path(&self, name: &LocalName) -> PathBuf {
         self.path.join(name.as_str())

@@ -66,6 +66,22 @@ pub enum ClientError {
         /// The local path.
         path: PathBuf,
     },
+    /// The local file system has too little room for a pull.
+    #[error(
+        "not enough space: needs {}, {} free on {} ({} missing)",
+        qftp_proto::size::format_size(*needed),
+        qftp_proto::size::format_size(*free),
+        path.display(),
+        qftp_proto::size::format_size(needed.saturating_sub(*free))
+    )]
+    NoSpace {
+        /// The local directory the files were to land in.
+        path: PathBuf,
+        /// Bytes the pull needs.
+        needed: u64,
+        /// Bytes free there.
+        free: u64,
+    },
     /// A local file operation failed.
     #[error("{}: {source}", path.display())]
     Local {

@@ -30,7 +30,8 @@
 //!   events; [`batch`] runs many of them in parallel and expands trees.
 //! * [`sync`]: tree comparison and `qftp sync`, on top of [`batch`].
 //! * [`destination`]: every local write of a pull, confined beneath the
-//!   destination directory; [`refusal`]: why an entry was not written.
+//!   destination directory; [`refusal`]: why an entry was not written;
+//!   [`free_space`]: the room a pull needs, checked before it starts.
 //! * [`settings`]: the client's config directory and its saved sessions;
 //!   [`hosts`]: the host profiles of its `config.toml`.
 //!
@@ -48,6 +49,7 @@ pub mod connection;
 pub mod destination;
 pub mod error;
 pub mod figures;
+pub mod free_space;
 pub mod hosts;
 pub mod network_change;
 pub mod observer;

@@ -196,9 +196,10 @@ pub async fn download(
     Ok(report)
 }
 
-/// Creates `directories` beneath `destination`, then downloads `files`
-/// there. A directory refused as unsafe is reported, and the files below it
-/// are refused in turn when they are reached.
+/// Checks that `files` fit on the destination's file system, creates
+/// `directories` beneath `destination`, then downloads `files` there. A
+/// directory refused as unsafe is reported, and the files below it are
+/// refused in turn when they are reached.
 pub async fn download_beneath(
     client: &Client,
     destination: Arc<Destination>,
@@ -208,6 +209,12 @@ pub async fn download_beneath(
     options: TransferOptions,
     observer: SharedObserver,
 ) -> Result<BatchReport, ClientError> {
+    // Before any partial file exists: the whole of every file, since a
+    // replaced file stays beside its new copy until the rename.
+    let needed = files
+        .iter()
+        .fold(0u64, |total, file| total.saturating_add(file.size));
+    destination.check_free_space(needed)?;
     let mut refused = Vec::new();
     for directory in directories {
         match destination.create_dir_all(directory) {
