@@ -6,7 +6,6 @@
 //! Run it with `cargo run --release --example demo`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use qftp::client::progress::{ProgressBars, should_draw};
@@ -59,11 +58,7 @@ async fn main() -> anyhow::Result<()> {
         true,
     )
     .await?;
-    let progress = Arc::new(ProgressBars::new(
-        plan.files.len(),
-        total,
-        should_draw(false),
-    ));
+    let progress = ProgressBars::new(plan.files.len(), total, should_draw(false));
     let report = batch::upload(
         &client,
         plan,
@@ -84,11 +79,7 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir(&restored)?;
     let remote = RemotePath::parse("/source")?;
     let plan = batch::plan_download(&client, &[remote], &restored, true).await?;
-    let progress = Arc::new(ProgressBars::new(
-        plan.files.len(),
-        total,
-        should_draw(false),
-    ));
+    let progress = ProgressBars::new(plan.files.len(), total, should_draw(false));
     let report = batch::download(
         &client,
         plan,
